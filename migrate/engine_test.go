@@ -1,0 +1,295 @@
+package migrate_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailferry/mailferry/migrate"
+	"github.com/mailferry/mailferry/migrate/migratetest"
+)
+
+// wantTargets is where DefaultMapper puts the Sample folders.
+var wantTargets = map[string]string{
+	"INBOX": "Inbox", "Sent": "Sent Items", "Drafts": "Drafts", "Trash": "Deleted Items",
+	"Junk": "Junk Email", "Archive": "Archive", "Projects": "Projects", "Projects/2024": "Projects/2024",
+	"Café": "Café", "Café/Réunions": "Café/Réunions",
+}
+
+// checkCopied proves, message by message, that the sink holds exactly one
+// byte-identical copy of every fixture message in the right folder, with
+// its flags, date and draft state.
+func checkCopied(t *testing.T, fx *migratetest.Fixture, sink *migratetest.Sink) {
+	t.Helper()
+	items := sink.Items()
+	byMIME := map[string][]migratetest.StoredItem{}
+	for _, it := range items {
+		byMIME[string(it.MIME)] = append(byMIME[string(it.MIME)], it)
+	}
+	for _, f := range fx.Folders {
+		for _, m := range f.Messages {
+			got := byMIME[string(m.Raw)]
+			if len(got) != 1 {
+				t.Errorf("%s: %d copies on the sink, want 1", m.MessageID(), len(got))
+				continue
+			}
+			it := got[0]
+			if path, want := sink.FolderPath(it.FolderID), wantTargets[strings.Join(f.Path, "/")]; path != want {
+				t.Errorf("%s: in %q, want %q", m.MessageID(), path, want)
+			}
+			if !migrate.SameFlags(it.Flags, m.Flags) || !it.Received.Equal(m.InternalDate) {
+				t.Errorf("%s: flags %v received %v, want %v %v", m.MessageID(), it.Flags, it.Received, m.Flags, m.InternalDate)
+			}
+		}
+	}
+	if len(items) != fx.Count() {
+		t.Errorf("sink holds %d items, want %d", len(items), fx.Count())
+	}
+}
+
+func TestEngineCopiesEverythingOnce(t *testing.T) {
+	fx := migratetest.Sample()
+	src, sink := migratetest.NewSource(fx), migratetest.NewSink()
+	var events []migrate.Event
+	eng := migrate.NewEngine(&migrate.Options{OnEvent: func(e migrate.Event) { events = append(events, e) }})
+	ctx := context.Background()
+
+	rep := eng.Run(ctx, migrate.Job{Mailbox: "alice@example.com", Source: src, Sink: sink})
+	if rep.Lost() || rep.Mailboxes[0].Status != migrate.StatusCompleted {
+		t.Fatalf("first run: %+v", rep.Mailboxes[0])
+	}
+	checkCopied(t, fx, sink)
+	if tot := rep.Totals(); tot.Copied != fx.Count() || tot.Listed != fx.Count() {
+		t.Errorf("totals %+v, want %d copied", tot, fx.Count())
+	}
+	if role := sink.FolderRole(sink.Items()[0].FolderID); role != migrate.RoleInbox {
+		t.Errorf("Inbox ensured with role %q", role)
+	}
+	copied := 0
+	for _, e := range events {
+		if e.Kind == migrate.EventMessageCopied {
+			copied++
+		}
+	}
+	if copied != fx.Count() {
+		t.Errorf("%d message-copied events, want %d", copied, fx.Count())
+	}
+
+	// The second run copies nothing.
+	rep = eng.Run(ctx, migrate.Job{Mailbox: "alice@example.com", Source: src, Sink: sink})
+	if tot := rep.Totals(); tot.Copied != 0 || tot.AlreadyCopied != fx.Count() || sink.Puts != fx.Count() {
+		t.Errorf("second run: totals %+v, puts %d", tot, sink.Puts)
+	}
+	checkCopied(t, fx, sink)
+}
+
+func TestEngineDeltaPass(t *testing.T) {
+	fx := migratetest.Sample()
+	src, sink := migratetest.NewSource(fx), migratetest.NewSink()
+	eng := migrate.NewEngine(nil)
+	ctx := context.Background()
+	job := migrate.Job{Mailbox: "alice", Source: src, Sink: sink}
+	eng.Run(ctx, job)
+
+	// A new message arrives and the user reads the first one.
+	late := migratetest.FixtureMessage{Raw: []byte("Message-ID: <late@x>\r\nSubject: late\r\n\r\nhi\r\n"),
+		InternalDate: time.Date(2024, 4, 1, 0, 0, 0, 0, time.UTC)}
+	src.Append([]string{"INBOX"}, late)
+	if err := src.SetFlags("INBOX", 4, []migrate.Flag{migrate.FlagSeen}); err != nil {
+		t.Fatal(err)
+	}
+	rep := eng.Run(ctx, job)
+	tot := rep.Totals()
+	if tot.Copied != 1 || tot.FlagsUpdated != 1 {
+		t.Fatalf("delta run: %+v", tot)
+	}
+	for _, it := range sink.Items() {
+		if bytes.Contains(it.MIME, []byte("<sample-4@")) && !migrate.SameFlags(it.Flags, []migrate.Flag{migrate.FlagSeen}) {
+			t.Errorf("flags of UID 4 on the sink: %v", it.Flags)
+		}
+	}
+	// And a third run has nothing to do.
+	if tot := eng.Run(ctx, job).Totals(); tot.Copied != 0 || tot.FlagsUpdated != 0 {
+		t.Errorf("third run: %+v", tot)
+	}
+}
+
+// crashingState fails the Commit of one message, as a process killed
+// between Put and Commit would leave it.
+type crashingState struct {
+	*migrate.FileState
+	crashUID uint32
+}
+
+func (s *crashingState) Commit(ctx context.Context, mailbox string, id migrate.SourceID, itemID string, flags []migrate.Flag) error {
+	if id.UID == s.crashUID && id.Folder == "INBOX" {
+		return errors.New("killed")
+	}
+	return s.FileState.Commit(ctx, mailbox, id, itemID, flags)
+}
+
+func TestEngineRepairsCrashBetweenPutAndCommit(t *testing.T) {
+	t.Run("watermark", func(t *testing.T) {
+		sink := migratetest.NewSink()
+		testRepair(t, sink, sink)
+	})
+	t.Run("message-id", func(t *testing.T) {
+		sink := migratetest.NewSink()
+		testRepair(t, messageIDOnly{sink}, sink)
+	})
+}
+
+func testRepair(t *testing.T, dst migrate.Sink, sink *migratetest.Sink) {
+	fx := migratetest.Sample()
+	src := migratetest.NewSource(fx)
+	path := filepath.Join(t.TempDir(), "state.jsonl")
+	st, err := migrate.OpenFileState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	job := migrate.Job{Mailbox: "alice", Source: src, Sink: dst}
+	rep := migrate.NewEngine(&migrate.Options{State: &crashingState{FileState: st, crashUID: 3}}).Run(ctx, job)
+	if rep.Mailboxes[0].Status == migrate.StatusCompleted {
+		t.Fatalf("the crash went unnoticed: %+v", rep.Mailboxes[0])
+	}
+	st.Close()
+
+	// A new process: the journal is reopened and the run resumes.
+	st, err = migrate.OpenFileState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rep = migrate.NewEngine(&migrate.Options{State: st}).Run(ctx, job)
+	if rep.Lost() {
+		t.Fatalf("rerun: %+v", rep.Mailboxes[0])
+	}
+	if tot := rep.Totals(); tot.Repaired != 1 {
+		t.Errorf("rerun repaired %d, want 1 (%+v)", tot.Repaired, tot)
+	}
+	checkCopied(t, fx, sink)
+}
+
+// messageIDOnly is a sink that can find items by Message-ID but has no
+// watermarks, the Engine's second way to repair.
+type messageIDOnly struct{ s *migratetest.Sink }
+
+func (m messageIDOnly) EnsureFolder(ctx context.Context, parent, name string, role migrate.Role) (string, error) {
+	return m.s.EnsureFolder(ctx, parent, name, role)
+}
+func (m messageIDOnly) Put(ctx context.Context, folderID string, msg *migrate.Message) (string, error) {
+	return m.s.Put(ctx, folderID, msg)
+}
+func (m messageIDOnly) FindMessageID(ctx context.Context, folderID, id string) ([]string, error) {
+	return m.s.FindMessageID(ctx, folderID, id)
+}
+
+func TestEngineItemFailuresAndBadItemLimit(t *testing.T) {
+	fx := migratetest.Sample()
+	reject := func(m *migrate.Message) error {
+		if m.MessageID == "<sample-2@mailferry.test>" || m.MessageID == "<sample-12@mailferry.test>" {
+			return migrate.ItemError(errors.New("ErrorMimeContentInvalid"))
+		}
+		return nil
+	}
+	sink := migratetest.NewSink()
+	sink.PutErr = reject
+	rep := migrate.NewEngine(nil).Run(context.Background(), migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: sink})
+	mr := rep.Mailboxes[0]
+	if mr.Status != migrate.StatusCompletedWithErrors || len(mr.Problems) != 2 || sink.Puts != fx.Count()-2 {
+		t.Fatalf("status %s, problems %+v, puts %d", mr.Status, mr.Problems, sink.Puts)
+	}
+	if p := mr.Problems[0]; p.Folder != "INBOX" || p.UID != 2 || !strings.Contains(p.Reason, "ErrorMimeContentInvalid") {
+		t.Errorf("problem %+v", p)
+	}
+
+	sink = migratetest.NewSink()
+	sink.PutErr = reject
+	rep = migrate.NewEngine(&migrate.Options{BadItemLimit: 1}).Run(context.Background(), migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: sink})
+	if mr := rep.Mailboxes[0]; mr.Status != migrate.StatusFailed || !strings.Contains(mr.Err, "bad item limit") {
+		t.Errorf("with BadItemLimit 1: %s %q", mr.Status, mr.Err)
+	}
+}
+
+func TestEngineMailboxErrorStopsOnlyThatMailbox(t *testing.T) {
+	full := migratetest.NewSink()
+	full.PutErr = func(*migrate.Message) error { return migrate.MailboxError(errors.New("ErrorQuotaExceeded")) }
+	ok := migratetest.NewSink()
+	fx := migratetest.Sample()
+	rep := migrate.NewEngine(&migrate.Options{Mailboxes: 2}).Run(context.Background(),
+		migrate.Job{Mailbox: "full", Source: migratetest.NewSource(fx), Sink: full},
+		migrate.Job{Mailbox: "ok", Source: migratetest.NewSource(fx), Sink: ok})
+	if rep.Mailboxes[0].Status != migrate.StatusFailed || !strings.Contains(rep.Mailboxes[0].Err, "ErrorQuotaExceeded") {
+		t.Errorf("full mailbox: %s %q", rep.Mailboxes[0].Status, rep.Mailboxes[0].Err)
+	}
+	if full.Puts != 0 || len(rep.Mailboxes[0].Problems) != 0 {
+		t.Errorf("full mailbox went on after a mailbox error: %d puts", full.Puts)
+	}
+	if rep.Mailboxes[1].Status != migrate.StatusCompleted {
+		t.Errorf("other mailbox: %s %q", rep.Mailboxes[1].Status, rep.Mailboxes[1].Err)
+	}
+	checkCopied(t, fx, ok)
+}
+
+func TestEngineUIDValidityChange(t *testing.T) {
+	fx := migratetest.Sample()
+	src, sink := migratetest.NewSource(fx), migratetest.NewSink()
+	eng := migrate.NewEngine(nil)
+	job := migrate.Job{Mailbox: "a", Source: src, Sink: sink}
+	eng.Run(context.Background(), job)
+	src.SetUIDValidity("INBOX", 777)
+	rep := eng.Run(context.Background(), job)
+	if sink.Puts != fx.Count() {
+		t.Errorf("INBOX copied again after its UIDVALIDITY changed: %d puts", sink.Puts)
+	}
+	mr := rep.Mailboxes[0]
+	if mr.Status != migrate.StatusCompletedWithErrors || !strings.Contains(mr.Folders[0].Err, "UIDVALIDITY") {
+		t.Errorf("report: %s, INBOX error %q", mr.Status, mr.Folders[0].Err)
+	}
+}
+
+func TestEngineFiltersAndDuplicates(t *testing.T) {
+	fx := migratetest.Sample()
+	src := migratetest.NewSource(fx)
+	// The same message twice in one folder.
+	src.Append([]string{"INBOX"}, fx.Folders[0].Messages[0])
+	sink := migratetest.NewSink()
+	eng := migrate.NewEngine(&migrate.Options{
+		Deduper: &migrate.MessageIDDeduper{},
+		Filter:  migrate.Filter{Since: time.Date(2024, 3, 2, 0, 0, 0, 0, time.UTC)},
+	})
+	tot := eng.Run(context.Background(), migrate.Job{Mailbox: "a", Source: src, Sink: sink}).Totals()
+	// Sample messages dated March 1st: INBOX UID 1 and its copy, Sent UID 1.
+	if tot.Filtered != 3 || tot.Duplicates != 0 || tot.Copied != fx.Count()-2 {
+		t.Errorf("with Since: %+v", tot)
+	}
+	sink = migratetest.NewSink()
+	eng = migrate.NewEngine(&migrate.Options{Deduper: &migrate.MessageIDDeduper{}})
+	tot = eng.Run(context.Background(), migrate.Job{Mailbox: "a", Source: src, Sink: sink}).Totals()
+	if tot.Duplicates != 1 || tot.Copied != fx.Count() {
+		t.Errorf("with a duplicate: %+v", tot)
+	}
+}
+
+func TestEngineReportsVanishedMessages(t *testing.T) {
+	fx := migratetest.Sample()
+	src := migratetest.NewSource(fx)
+	sink := migratetest.NewSink()
+	// Expunged after List, before Fetch: the Source simply does not deliver it.
+	src.FetchErr = func(f migrate.Folder, uid uint32) error {
+		if f.Name == "INBOX" && uid == 1 {
+			src.FetchErr = nil
+			return src.Expunge("INBOX", 2)
+		}
+		return nil
+	}
+	rep := migrate.NewEngine(&migrate.Options{FetchBatch: 1}).Run(context.Background(), migrate.Job{Mailbox: "a", Source: src, Sink: sink})
+	if tot := rep.Totals(); tot.Vanished != 1 || tot.Copied != fx.Count()-1 || rep.Lost() {
+		t.Errorf("totals %+v, status %s", tot, rep.Mailboxes[0].Status)
+	}
+}

@@ -1,0 +1,204 @@
+package migratetest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mailferry/mailferry/migrate"
+)
+
+// Sink is an in-memory migrate.Sink that also implements FlagSetter,
+// WatermarkFinder and MessageIDFinder. It is safe for concurrent use.
+type Sink struct {
+	mu      sync.Mutex
+	folders map[string]*SinkFolder // id -> folder
+	items   map[string]*StoredItem // id -> item
+	order   []string               // item ids in creation order
+	nextID  int
+	// PutErr, if set, is called before each Put stores a message; an error
+	// it returns is returned by Put (a rejected message, a full mailbox).
+	PutErr func(m *migrate.Message) error
+	// Puts counts the calls to Put that stored a message.
+	Puts int
+}
+
+// SinkFolder is a folder of a Sink.
+type SinkFolder struct {
+	ID, ParentID, Name string
+	Role               migrate.Role
+}
+
+var (
+	_ migrate.Sink            = (*Sink)(nil)
+	_ migrate.FlagSetter      = (*Sink)(nil)
+	_ migrate.WatermarkFinder = (*Sink)(nil)
+	_ migrate.MessageIDFinder = (*Sink)(nil)
+	_ Inspector               = (*Sink)(nil)
+)
+
+// NewSink returns an empty Sink.
+func NewSink() *Sink {
+	return &Sink{folders: map[string]*SinkFolder{}, items: map[string]*StoredItem{}}
+}
+
+func (s *Sink) newID(prefix string) string {
+	s.nextID++
+	return prefix + strconv.Itoa(s.nextID)
+}
+
+// EnsureFolder implements migrate.Sink.
+func (s *Sink) EnsureFolder(ctx context.Context, parentID, name string, role migrate.Role) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if parentID != "" && s.folders[parentID] == nil {
+		return "", fmt.Errorf("migratetest: no parent folder %q", parentID)
+	}
+	for _, f := range s.folders {
+		if role != migrate.RoleNone && f.Role == role {
+			return f.ID, nil
+		}
+		if role == migrate.RoleNone && f.ParentID == parentID && strings.EqualFold(f.Name, name) {
+			return f.ID, nil
+		}
+	}
+	f := &SinkFolder{ID: s.newID("folder-"), ParentID: parentID, Name: name, Role: role}
+	s.folders[f.ID] = f
+	return f.ID, nil
+}
+
+// Put implements migrate.Sink.
+func (s *Sink) Put(ctx context.Context, folderID string, m *migrate.Message) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	body, err := io.ReadAll(m.Body)
+	if err != nil {
+		return "", migrate.TransientError(fmt.Errorf("migratetest: read body: %w", err))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.PutErr != nil {
+		if err := s.PutErr(m); err != nil {
+			return "", err
+		}
+	}
+	if s.folders[folderID] == nil {
+		return "", fmt.Errorf("migratetest: no folder %q", folderID)
+	}
+	it := &StoredItem{ID: s.newID("item-"), FolderID: folderID, MIME: body, Flags: slices.Clone(m.Flags),
+		Received: m.InternalDate, Draft: m.HasFlag(migrate.FlagDraft), Watermark: m.ID.String(), MessageID: m.MessageID}
+	s.items[it.ID] = it
+	s.order = append(s.order, it.ID)
+	s.Puts++
+	return it.ID, nil
+}
+
+// SetFlags implements migrate.FlagSetter.
+func (s *Sink) SetFlags(ctx context.Context, itemID string, flags []migrate.Flag) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it := s.items[itemID]
+	if it == nil {
+		return migrate.ItemError(fmt.Errorf("migratetest: no item %q", itemID))
+	}
+	it.Flags = slices.Clone(flags)
+	return nil
+}
+
+// FindWatermark implements migrate.WatermarkFinder.
+func (s *Sink) FindWatermark(ctx context.Context, folderID string, id migrate.SourceID) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, itemID := range s.order {
+		if it := s.items[itemID]; it.FolderID == folderID && it.Watermark == id.String() {
+			return it.ID, nil
+		}
+	}
+	return "", nil
+}
+
+// FindMessageID implements migrate.MessageIDFinder.
+func (s *Sink) FindMessageID(ctx context.Context, folderID, messageID string) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	for _, itemID := range s.order {
+		if it := s.items[itemID]; it.FolderID == folderID && it.MessageID == messageID {
+			ids = append(ids, it.ID)
+		}
+	}
+	return ids, nil
+}
+
+// Item implements Inspector.
+func (s *Sink) Item(ctx context.Context, itemID string) (StoredItem, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it := s.items[itemID]
+	if it == nil {
+		return StoredItem{}, fmt.Errorf("migratetest: no item %q", itemID)
+	}
+	return *it, nil
+}
+
+// Items returns every stored item in creation order.
+func (s *Sink) Items() []StoredItem {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]StoredItem, 0, len(s.order))
+	for _, id := range s.order {
+		out = append(out, *s.items[id])
+	}
+	return out
+}
+
+// FolderPath returns the path of a folder, from the root, joined by "/".
+func (s *Sink) FolderPath(folderID string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var parts []string
+	for f := s.folders[folderID]; f != nil; f = s.folders[f.ParentID] {
+		parts = append([]string{f.Name}, parts...)
+	}
+	return strings.Join(parts, "/")
+}
+
+// FolderRole returns the role a folder was ensured with.
+func (s *Sink) FolderRole(folderID string) migrate.Role {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f := s.folders[folderID]; f != nil {
+		return f.Role
+	}
+	return migrate.RoleNone
+}
+
+// StoredItem is a message as a sink holds it, for assertions.
+type StoredItem struct {
+	ID       string
+	FolderID string
+	// MIME is the message as the sink would export it.
+	MIME []byte
+	// Flags are the item's state as IMAP flags: \Seen for read, \Flagged
+	// for flagged, \Answered if marked replied, keywords for categories.
+	Flags    []migrate.Flag
+	Received time.Time
+	Draft    bool
+	// Watermark is the SourceID the item is stamped with ("" if none).
+	Watermark string
+	MessageID string
+}
+
+// An Inspector reads back what a sink stored, for the conformance suite.
+type Inspector interface {
+	Item(ctx context.Context, itemID string) (StoredItem, error)
+}

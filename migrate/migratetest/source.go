@@ -1,0 +1,231 @@
+package migratetest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mailferry/mailferry/migrate"
+)
+
+// Source is an in-memory migrate.Source. Folders use "/" as delimiter;
+// UIDs start at 1 in each folder. It is safe for concurrent use, and tests
+// may change it between runs (Append, SetFlags, Expunge, SetUIDValidity).
+type Source struct {
+	mu      sync.Mutex
+	folders []*memFolder
+	// FetchErr, if set, is called before each message is delivered by
+	// Fetch; an error it returns ends the Fetch (a dropped connection).
+	FetchErr func(f migrate.Folder, uid uint32) error
+}
+
+type memFolder struct {
+	info    migrate.Folder
+	nextUID uint32
+	msgs    []*memMessage
+}
+
+type memMessage struct {
+	info migrate.MessageInfo
+	raw  []byte
+}
+
+var _ migrate.Source = (*Source)(nil)
+
+// NewSource returns a Source holding the fixture's folders and messages.
+func NewSource(fx *Fixture) *Source {
+	s := &Source{}
+	for _, f := range fx.Folders {
+		mf := s.addFolder(f.Path, f.Role)
+		for _, m := range f.Messages {
+			mf.append(m)
+		}
+	}
+	return s
+}
+
+func (s *Source) addFolder(path []string, role migrate.Role) *memFolder {
+	// Parents the fixture does not list exist as \Noselect folders.
+	for n := 1; n < len(path); n++ {
+		if s.find(strings.Join(path[:n], "/")) == nil {
+			s.folders = append(s.folders, &memFolder{info: migrate.Folder{
+				Name: strings.Join(path[:n], "/"), Path: slices.Clone(path[:n]), Delimiter: '/', NoSelect: true, Messages: -1}})
+		}
+	}
+	mf := &memFolder{nextUID: 1, info: migrate.Folder{Name: strings.Join(path, "/"), Path: slices.Clone(path),
+		Delimiter: '/', Role: role, UIDValidity: uint32(1000 + len(s.folders))}}
+	s.folders = append(s.folders, mf)
+	return mf
+}
+
+func (s *Source) find(name string) *memFolder {
+	for _, f := range s.folders {
+		if f.info.Name == name {
+			return f
+		}
+	}
+	return nil
+}
+
+func (f *memFolder) append(m FixtureMessage) uint32 {
+	uid := f.nextUID
+	f.nextUID++
+	f.msgs = append(f.msgs, &memMessage{raw: bytes.Clone(m.Raw), info: migrate.MessageInfo{
+		UID: uid, Flags: slices.Clone(m.Flags), InternalDate: m.InternalDate, Size: int64(len(m.Raw)), MessageID: m.MessageID()}})
+	return uid
+}
+
+// Append adds a message to the folder at path (created if needed) and
+// returns its UID.
+func (s *Source) Append(path []string, m FixtureMessage) uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.find(strings.Join(path, "/"))
+	if f == nil {
+		f = s.addFolder(path, migrate.RoleNone)
+	}
+	return f.append(m)
+}
+
+// SetFlags replaces the flags of a message.
+func (s *Source) SetFlags(folder string, uid uint32, flags []migrate.Flag) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, err := s.message(folder, uid)
+	if err == nil {
+		m.info.Flags = slices.Clone(flags)
+	}
+	return err
+}
+
+// Expunge removes a message.
+func (s *Source) Expunge(folder string, uid uint32) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.find(folder)
+	if f == nil {
+		return fmt.Errorf("migratetest: no folder %q", folder)
+	}
+	f.msgs = slices.DeleteFunc(f.msgs, func(m *memMessage) bool { return m.info.UID == uid })
+	return nil
+}
+
+// SetUIDValidity changes a folder's UIDVALIDITY, as a server does when it
+// rebuilds its index.
+func (s *Source) SetUIDValidity(folder string, v uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f := s.find(folder); f != nil {
+		f.info.UIDValidity = v
+	}
+}
+
+func (s *Source) message(folder string, uid uint32) (*memMessage, error) {
+	f := s.find(folder)
+	if f == nil {
+		return nil, fmt.Errorf("migratetest: no folder %q", folder)
+	}
+	for _, m := range f.msgs {
+		if m.info.UID == uid {
+			return m, nil
+		}
+	}
+	return nil, fmt.Errorf("migratetest: no UID %d in %q", uid, folder)
+}
+
+// Folders implements migrate.Source.
+func (s *Source) Folders(ctx context.Context) ([]migrate.Folder, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]migrate.Folder, 0, len(s.folders))
+	for _, f := range s.folders {
+		fi := f.info
+		fi.Path = slices.Clone(fi.Path)
+		if !fi.NoSelect {
+			fi.Messages = len(f.msgs)
+		}
+		out = append(out, fi)
+	}
+	return out, nil
+}
+
+// selectFolder returns a snapshot of the folder's messages after checking
+// its UIDVALIDITY, as an IMAP SELECT would.
+func (s *Source) selectFolder(f migrate.Folder) ([]memMessage, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mf := s.find(f.Name)
+	if mf == nil || mf.info.NoSelect {
+		return nil, fmt.Errorf("migratetest: no selectable folder %q", f.Name)
+	}
+	if mf.info.UIDValidity != f.UIDValidity {
+		return nil, fmt.Errorf("migratetest: folder %q: %w", f.Name, migrate.ErrUIDValidityChanged)
+	}
+	out := make([]memMessage, len(mf.msgs))
+	for i, m := range mf.msgs {
+		out[i] = *m
+		out[i].info.Flags = slices.Clone(m.info.Flags)
+	}
+	return out, nil
+}
+
+// List implements migrate.Source.
+func (s *Source) List(ctx context.Context, f migrate.Folder, fn func(migrate.MessageInfo) error) error {
+	msgs, err := s.selectFolder(f)
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(m.info); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Fetch implements migrate.Source.
+func (s *Source) Fetch(ctx context.Context, f migrate.Folder, uids []uint32, fn func(*migrate.Message) error) error {
+	msgs, err := s.selectFolder(f)
+	if err != nil {
+		return err
+	}
+	want := map[uint32]bool{}
+	for _, u := range uids {
+		want[u] = true
+	}
+	for _, m := range msgs {
+		if !want[m.info.UID] {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if s.FetchErr != nil {
+			if err := s.FetchErr(f, m.info.UID); err != nil {
+				return err
+			}
+		}
+		msg := &migrate.Message{
+			ID:          migrate.SourceID{Folder: f.Name, UIDValidity: f.UIDValidity, UID: m.info.UID},
+			MessageInfo: m.info,
+			Body:        bytes.NewReader(m.raw),
+		}
+		if err := fn(msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// date returns t truncated to the second, as IMAP dates are.
+func date(t time.Time) time.Time { return t.Truncate(time.Second) }

@@ -1,0 +1,190 @@
+package migrate
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+)
+
+// Status is how a mailbox's migration ended.
+type Status string
+
+// The statuses of a MailboxReport.
+const (
+	StatusCompleted           Status = "completed"             // every message copied or deliberately left out
+	StatusCompletedWithErrors Status = "completed with errors" // some messages or folders failed; the rest is copied
+	StatusFailed              Status = "failed"                // the mailbox stopped (MailboxReport.Err says why)
+)
+
+// Report is the outcome of a batch.
+type Report struct {
+	Started   time.Time        `json:"started"`
+	Finished  time.Time        `json:"finished"`
+	Mailboxes []*MailboxReport `json:"mailboxes"`
+}
+
+// MailboxReport is the outcome of one mailbox.
+type MailboxReport struct {
+	Mailbox  string          `json:"mailbox"`
+	Status   Status          `json:"status"`
+	Err      string          `json:"error,omitempty"`
+	Started  time.Time       `json:"started"`
+	Finished time.Time       `json:"finished"`
+	Folders  []*FolderReport `json:"folders"`
+	// Problems lists every message that was not copied, with the reason.
+	Problems []Problem `json:"problems,omitempty"`
+}
+
+// FolderReport is the outcome of one source folder.
+type FolderReport struct {
+	Source string `json:"source"`
+	Target string `json:"target"`
+	// Skipped is true when the folder was left out by the FolderMapper.
+	Skipped bool `json:"skipped,omitempty"`
+	// Listed is the number of messages the source listed.
+	Listed int `json:"listed"`
+	// Copied is the number copied in this run, Bytes their size.
+	Copied int   `json:"copied"`
+	Bytes  int64 `json:"bytes"`
+	// AlreadyCopied were copied by an earlier run.
+	AlreadyCopied int `json:"alreadyCopied"`
+	// Repaired were copied by an earlier run that stopped before committing
+	// them, found on the sink and committed now.
+	Repaired int `json:"repaired"`
+	// Filtered were left out by the Filter, Duplicates by the Deduper.
+	Filtered   int `json:"filtered"`
+	Duplicates int `json:"duplicates"`
+	// Failed could not be copied (see the mailbox's Problems).
+	Failed int `json:"failed"`
+	// Vanished were listed but gone from the source when fetched.
+	Vanished int `json:"vanished"`
+	// FlagsUpdated is the number of sink items whose flags a delta pass changed.
+	FlagsUpdated int    `json:"flagsUpdated"`
+	Err          string `json:"error,omitempty"`
+}
+
+// Problem is a message that was not copied.
+type Problem struct {
+	Folder    string `json:"folder"`
+	UID       uint32 `json:"uid"`
+	MessageID string `json:"messageId,omitempty"`
+	Size      int64  `json:"size"`
+	Reason    string `json:"reason"`
+}
+
+// Totals sums the folder reports of every mailbox.
+func (r *Report) Totals() FolderReport {
+	var t FolderReport
+	for _, m := range r.Mailboxes {
+		mt := m.Totals()
+		add(&t, &mt)
+	}
+	return t
+}
+
+// Totals sums the mailbox's folder reports.
+func (m *MailboxReport) Totals() FolderReport {
+	var t FolderReport
+	for _, f := range m.Folders {
+		add(&t, f)
+	}
+	return t
+}
+
+func add(t, f *FolderReport) {
+	t.Listed += f.Listed
+	t.Copied += f.Copied
+	t.Bytes += f.Bytes
+	t.AlreadyCopied += f.AlreadyCopied
+	t.Repaired += f.Repaired
+	t.Filtered += f.Filtered
+	t.Duplicates += f.Duplicates
+	t.Failed += f.Failed
+	t.Vanished += f.Vanished
+	t.FlagsUpdated += f.FlagsUpdated
+}
+
+// Lost reports whether any message that should have been copied was not:
+// a failed message or folder, or a failed mailbox.
+func (r *Report) Lost() bool {
+	for _, m := range r.Mailboxes {
+		if m.Status != StatusCompleted {
+			return true
+		}
+	}
+	return false
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteCSV writes one row per folder of each mailbox, with a header row.
+func (r *Report) WriteCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"Mailbox", "Status", "SourceFolder", "TargetFolder", "Listed", "Copied", "Bytes",
+		"AlreadyCopied", "Repaired", "Filtered", "Duplicates", "Failed", "Vanished", "FlagsUpdated", "Error"})
+	itoa := strconv.Itoa
+	for _, m := range r.Mailboxes {
+		for _, f := range m.Folders {
+			cw.Write([]string{m.Mailbox, string(m.Status), f.Source, f.Target, itoa(f.Listed), itoa(f.Copied),
+				strconv.FormatInt(f.Bytes, 10), itoa(f.AlreadyCopied), itoa(f.Repaired), itoa(f.Filtered),
+				itoa(f.Duplicates), itoa(f.Failed), itoa(f.Vanished), itoa(f.FlagsUpdated), f.Err})
+		}
+		if len(m.Folders) == 0 {
+			cw.Write([]string{m.Mailbox, string(m.Status), "", "", "", "", "", "", "", "", "", "", "", "", m.Err})
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// WriteText writes a summary for people: per mailbox, the folders with what
+// was copied, then every problem with its reason.
+func (r *Report) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, m := range r.Mailboxes {
+		t := m.Totals()
+		fmt.Fprintf(tw, "Mailbox %s: %s — %d copied (%s), %d already there, %d failed, in %s\n",
+			m.Mailbox, m.Status, t.Copied, FormatBytes(t.Bytes), t.AlreadyCopied+t.Repaired, t.Failed,
+			m.Finished.Sub(m.Started).Round(time.Millisecond))
+		if m.Err != "" {
+			fmt.Fprintf(tw, "  error: %s\n", m.Err)
+		}
+		fmt.Fprintf(tw, "  source folder\ttarget folder\tlisted\tcopied\tbytes\tskipped\tfailed\t\n")
+		for _, f := range m.Folders {
+			target := f.Target
+			if f.Skipped {
+				target = "(not migrated)"
+			}
+			skipped := f.AlreadyCopied + f.Repaired + f.Filtered + f.Duplicates + f.Vanished
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s\t%d\t%d\t%s\n", f.Source, target, f.Listed, f.Copied,
+				FormatBytes(f.Bytes), skipped, f.Failed, f.Err)
+		}
+		for _, p := range m.Problems {
+			fmt.Fprintf(tw, "  not copied: %s UID %d %s (%s): %s\n", p.Folder, p.UID, p.MessageID, FormatBytes(p.Size), p.Reason)
+		}
+	}
+	return tw.Flush()
+}
+
+// FormatBytes renders n as "12.3 MB" (powers of 1024, short names).
+func FormatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "KMGTPE"[exp])
+}

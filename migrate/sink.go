@@ -1,0 +1,47 @@
+package migrate
+
+import "context"
+
+// A Sink writes one mailbox. Put may be called from several goroutines at
+// once when the implementation documents that it allows it; the Engine of
+// this version calls it from one goroutine per mailbox.
+type Sink interface {
+	// EnsureFolder returns the id of the folder named name under the folder
+	// parentID ("" is the mailbox root), creating it if needed. With a role,
+	// it returns the sink's own folder for that role (name then only serves
+	// where the sink must create it). Calling it twice with the same
+	// arguments returns the same id.
+	EnsureFolder(ctx context.Context, parentID, name string, role Role) (string, error)
+
+	// Put stores message m in folder folderID, exactly as read from m.Body,
+	// with its flags and its InternalDate as received date, and returns the
+	// new item's id. A message the sink refuses returns an error matching
+	// ErrItem; a full or missing mailbox one matching ErrMailbox.
+	Put(ctx context.Context, folderID string, m *Message) (string, error)
+}
+
+// A FlagSetter is a Sink that can change the flags of an item it holds; the
+// Engine uses it to carry flag changes in delta passes. Without it, flag
+// changes after the first copy are not carried (and the report says so).
+type FlagSetter interface {
+	SetFlags(ctx context.Context, itemID string, flags []Flag) error
+}
+
+// A WatermarkFinder is a Sink that stamps items with their SourceID and can
+// find them by it. The Engine asks it about messages whose copy began but
+// was never committed (a crash between Put and Commit), so it need not copy
+// them again; a MessageIDFinder is asked next. A sink that is neither gets
+// such messages copied again.
+type WatermarkFinder interface {
+	// FindWatermark returns the id of the item in folderID stamped with id,
+	// or "" and no error when there is none.
+	FindWatermark(ctx context.Context, folderID string, id SourceID) (string, error)
+}
+
+// A MessageIDFinder is a Sink that can look items up by Message-ID; the
+// Engine uses it as the second way to repair an uncommitted copy.
+type MessageIDFinder interface {
+	// FindMessageID returns the ids of the items in folderID whose
+	// Message-ID header is messageID.
+	FindMessageID(ctx context.Context, folderID, messageID string) ([]string, error)
+}
