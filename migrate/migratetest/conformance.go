@@ -201,6 +201,20 @@ func checkInfo(t *testing.T, op string, info migrate.MessageInfo, wm FixtureMess
 	}
 }
 
+// A SinkOption adjusts TestSink to a sink's documented limits.
+type SinkOption func(*sinkOptions)
+
+type sinkOptions struct {
+	receivedDateGap string
+}
+
+// ReceivedDateNotKept tells TestSink that the sink cannot yet give items
+// the source's INTERNALDATE as their received date, for the reason given
+// (which the test log shows). Use it only for a documented limitation.
+func ReceivedDateNotKept(reason string) SinkOption {
+	return func(o *sinkOptions) { o.receivedDateGap = reason }
+}
+
 // NewSinkFunc makes a fresh, empty sink for one subtest of TestSink,
 // with the Inspector that reads back what it stored.
 type NewSinkFunc func(t *testing.T) (migrate.Sink, Inspector)
@@ -210,8 +224,15 @@ type NewSinkFunc func(t *testing.T) (migrate.Sink, Inspector)
 // Sample message stored byte for byte in its folder with its read and
 // flagged state, its received date and its draft state, and, where the
 // sink implements them, FlagSetter, WatermarkFinder and MessageIDFinder.
-func TestSink(t *testing.T, newSink NewSinkFunc) {
+func TestSink(t *testing.T, newSink NewSinkFunc, opts ...SinkOption) {
 	t.Helper()
+	var o sinkOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.receivedDateGap != "" {
+		t.Logf("TestSink: received dates not checked: %s", o.receivedDateGap)
+	}
 	ctx := context.Background()
 	t.Run("folders", func(t *testing.T) {
 		sink, _ := newSink(t)
@@ -272,7 +293,7 @@ func TestSink(t *testing.T, newSink NewSinkFunc) {
 				if err != nil {
 					t.Fatalf("Put %s: %v", wm.MessageID(), err)
 				}
-				checkStored(ctx, t, insp, itemID, parent, wm)
+				checkStored(ctx, t, insp, itemID, parent, wm, o)
 				checkOptional(ctx, t, sink, insp, itemID, parent, msg, wm)
 			}
 		}
@@ -310,7 +331,7 @@ func fixtureMessage(folder string, uidValidity, uid uint32, wm FixtureMessage) *
 	}
 }
 
-func checkStored(ctx context.Context, t *testing.T, insp Inspector, itemID, folderID string, wm FixtureMessage) {
+func checkStored(ctx context.Context, t *testing.T, insp Inspector, itemID, folderID string, wm FixtureMessage, o sinkOptions) {
 	t.Helper()
 	it, err := insp.Item(ctx, itemID)
 	if err != nil {
@@ -331,7 +352,7 @@ func checkStored(ctx context.Context, t *testing.T, insp Inspector, itemID, fold
 	if draft := hasFlag(wm.Flags, migrate.FlagDraft); it.Draft != draft {
 		t.Errorf("%s: draft = %v, want %v", name, it.Draft, draft)
 	}
-	if !it.Received.Equal(date(wm.InternalDate)) {
+	if o.receivedDateGap == "" && !it.Received.Equal(date(wm.InternalDate)) {
 		t.Errorf("%s: received %v, want the source's INTERNALDATE %v", name, it.Received, wm.InternalDate)
 	}
 }

@@ -1,0 +1,94 @@
+package exchangetest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"time"
+)
+
+// reply is a complete HTTP answer, built before anything is written so
+// that $batch can embed it.
+type reply struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func jsonReply(status int, v any) reply {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // keep "&" in @odata.nextLink readable
+	if err := enc.Encode(v); err != nil {
+		panic(err) // only our own maps and slices are marshalled
+	}
+	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	h := http.Header{}
+	h.Set("Content-Type", "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8")
+	return reply{status: status, header: h, body: b}
+}
+
+// graphError builds Graph's error body:
+// {"error":{"code":…,"message":…,"innerError":{"date":…,"request-id":…,"client-request-id":…}}}
+// (https://learn.microsoft.com/graph/errors#json-representation).
+func graphError(c *call, status int, code, message string) reply {
+	inner := map[string]any{
+		"date":       time.Now().UTC().Format("2006-01-02T15:04:05"),
+		"request-id": c.requestID,
+	}
+	if id := c.header.Get("client-request-id"); id != "" {
+		inner["client-request-id"] = id
+	} else {
+		inner["client-request-id"] = c.requestID
+	}
+	r := jsonReply(status, map[string]any{"error": map[string]any{
+		"code": code, "message": message, "innerError": inner,
+	}})
+	r.header.Set("request-id", c.requestID)
+	return r
+}
+
+// retryAfterSeconds rounds d up to whole seconds, at least 1.
+func retryAfterSeconds(d time.Duration) string {
+	s := int(math.Ceil(d.Seconds()))
+	if s < 1 {
+		s = 1
+	}
+	return fmt.Sprint(s)
+}
+
+// Error codes and messages, each with the page that documents or reports it.
+const (
+	// https://learn.microsoft.com/graph/resolve-auth-errors
+	codeInvalidToken = "InvalidAuthenticationToken"
+	// Reported for users without a licensed Exchange Online mailbox
+	// (https://github.com/microsoftgraph/microsoft-graph-docs/issues/10481).
+	codeMailboxNotEnabled = "MailboxNotEnabledForRESTAPI"
+	msgMailboxNotEnabled  = "The mailbox is either inactive, soft-deleted, or is hosted on-premise."
+	// https://learn.microsoft.com/graph/api/resources/mailfolder (EWS ResponseCode
+	// ErrorItemNotFound, which Graph passes through for Outlook resources).
+	codeItemNotFound = "ErrorItemNotFound"
+	msgItemNotFound  = "The specified object was not found in the store."
+	// https://learn.microsoft.com/graph/api/mailfolder-post-childfolders
+	// (Exchange answers 409 ErrorFolderExists for a duplicate displayName).
+	codeFolderExists = "ErrorFolderExists"
+	msgFolderExists  = "A folder with the specified name already exists."
+	// https://learn.microsoft.com/graph/api/user-post-messages#response
+	codeBadBase64 = "ErrorMimeContentInvalidBase64String"
+	msgBadBase64  = "Invalid base64 string for MIME content."
+	// https://learn.microsoft.com/exchange/client-developer/web-service-reference/responsecode
+	// (ErrorMimeContentInvalid: "the MIME content is not valid").
+	codeMimeInvalid = "ErrorMimeContentInvalid"
+	msgMimeInvalid  = "The MIME content is not valid."
+	// https://github.com/microsoftgraph/microsoft-graph-docs-contrib/issues/6596 (403).
+	codeQuota = "ErrorQuotaExceeded"
+	msgQuota  = "Mailbox has exceeded maximum mailbox size."
+	// https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits
+	codeThrottled = "ApplicationThrottled"
+	// https://learn.microsoft.com/graph/errors lists 413 without a code;
+	// the code below is the emulator's choice.
+	codeTooLarge = "RequestEntityTooLarge"
+	msgTooLarge  = "The size of the request exceeds the maximum limit."
+)

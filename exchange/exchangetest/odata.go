@@ -1,0 +1,500 @@
+package exchangetest
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// This file holds a small OData $filter evaluator, enough for what the
+// Graph mail API documents
+// (https://learn.microsoft.com/graph/filter-query-parameter):
+// eq ne gt ge lt le, and or not, parentheses, string literals ('' escapes
+// a quote), true false null, numbers, unquoted DateTimeOffset literals,
+// startswith/endswith/contains, cast(x, Edm.Boolean), and any/all lambdas
+// over collections, such as
+// singleValueExtendedProperties/Any(ep: ep/id eq '…' and ep/value eq '…')
+// (https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get).
+// String comparisons are case-insensitive, as Exchange's are, except the
+// Name part of an extended property id, which is case-sensitive (same page).
+
+// fields looks up a property path of one entity. For a collection it
+// returns []fields; an element of a primitive collection answers path "".
+type fields func(path string) (any, bool)
+
+type predicate func(fields) bool
+
+type node func(fields) any
+
+// propID is an extended property id; it compares by normalizePropID.
+type propID string
+
+func parseFilter(src string) (predicate, error) {
+	if strings.TrimSpace(src) == "" {
+		return nil, nil
+	}
+	toks, err := tokenize(src)
+	if err != nil {
+		return nil, err
+	}
+	p := &parser{toks: toks}
+	n, err := p.expr()
+	if err != nil {
+		return nil, err
+	}
+	if p.pos != len(p.toks) {
+		return nil, fmt.Errorf("unexpected %q", p.toks[p.pos].text)
+	}
+	return func(f fields) bool { return truthy(n(f)) }, nil
+}
+
+type tokKind int
+
+const (
+	tIdent tokKind = iota
+	tString
+	tNumber
+	tPunct
+)
+
+type token struct {
+	kind tokKind
+	text string
+}
+
+func tokenize(src string) ([]token, error) {
+	var toks []token
+	r := []rune(src)
+	for i := 0; i < len(r); {
+		ch := r[i]
+		switch {
+		case unicode.IsSpace(ch):
+			i++
+		case strings.ContainsRune("(),:", ch):
+			toks = append(toks, token{tPunct, string(ch)})
+			i++
+		case ch == '\'':
+			var sb strings.Builder
+			i++
+			closed := false
+			for i < len(r) {
+				if r[i] == '\'' {
+					if i+1 < len(r) && r[i+1] == '\'' {
+						sb.WriteRune('\'')
+						i += 2
+						continue
+					}
+					i++
+					closed = true
+					break
+				}
+				sb.WriteRune(r[i])
+				i++
+			}
+			if !closed {
+				return nil, errors.New("unterminated string literal")
+			}
+			toks = append(toks, token{tString, sb.String()})
+		case unicode.IsDigit(ch) || ch == '-':
+			j := i + 1
+			for j < len(r) && (unicode.IsLetter(r[j]) || unicode.IsDigit(r[j]) || strings.ContainsRune(":-+.", r[j])) {
+				j++
+			}
+			toks = append(toks, token{tNumber, string(r[i:j])})
+			i = j
+		case unicode.IsLetter(ch) || ch == '_' || ch == '$' || ch == '@':
+			j := i + 1
+			for j < len(r) && (unicode.IsLetter(r[j]) || unicode.IsDigit(r[j]) || strings.ContainsRune("_/.@$", r[j])) {
+				j++
+			}
+			toks = append(toks, token{tIdent, string(r[i:j])})
+			i = j
+		default:
+			return nil, fmt.Errorf("unexpected character %q", ch)
+		}
+	}
+	return toks, nil
+}
+
+type parser struct {
+	toks []token
+	pos  int
+}
+
+func (p *parser) peek() (token, bool) {
+	if p.pos < len(p.toks) {
+		return p.toks[p.pos], true
+	}
+	return token{}, false
+}
+
+func (p *parser) isWord(w string) bool {
+	t, ok := p.peek()
+	return ok && t.kind == tIdent && strings.EqualFold(t.text, w)
+}
+
+func (p *parser) isPunct(s string) bool {
+	t, ok := p.peek()
+	return ok && t.kind == tPunct && t.text == s
+}
+
+func (p *parser) expect(s string) error {
+	if !p.isPunct(s) {
+		return fmt.Errorf("expected %q", s)
+	}
+	p.pos++
+	return nil
+}
+
+func (p *parser) expr() (node, error) {
+	left, err := p.and()
+	if err != nil {
+		return nil, err
+	}
+	for p.isWord("or") {
+		p.pos++
+		right, err := p.and()
+		if err != nil {
+			return nil, err
+		}
+		l := left
+		left = func(f fields) any { return truthy(l(f)) || truthy(right(f)) }
+	}
+	return left, nil
+}
+
+func (p *parser) and() (node, error) {
+	left, err := p.unary()
+	if err != nil {
+		return nil, err
+	}
+	for p.isWord("and") {
+		p.pos++
+		right, err := p.unary()
+		if err != nil {
+			return nil, err
+		}
+		l := left
+		left = func(f fields) any { return truthy(l(f)) && truthy(right(f)) }
+	}
+	return left, nil
+}
+
+func (p *parser) unary() (node, error) {
+	if p.isWord("not") {
+		p.pos++
+		n, err := p.unary()
+		if err != nil {
+			return nil, err
+		}
+		return func(f fields) any { return !truthy(n(f)) }, nil
+	}
+	return p.comparison()
+}
+
+var compareOps = map[string]bool{"eq": true, "ne": true, "gt": true, "ge": true, "lt": true, "le": true}
+
+func (p *parser) comparison() (node, error) {
+	left, err := p.operand()
+	if err != nil {
+		return nil, err
+	}
+	t, ok := p.peek()
+	if !ok || t.kind != tIdent || !compareOps[strings.ToLower(t.text)] {
+		return left, nil
+	}
+	p.pos++
+	right, err := p.operand()
+	if err != nil {
+		return nil, err
+	}
+	op := strings.ToLower(t.text)
+	return func(f fields) any { return compare(op, left(f), right(f)) }, nil
+}
+
+func (p *parser) operand() (node, error) {
+	t, ok := p.peek()
+	if !ok {
+		return nil, errors.New("unexpected end of filter")
+	}
+	switch t.kind {
+	case tPunct:
+		if t.text != "(" {
+			return nil, fmt.Errorf("unexpected %q", t.text)
+		}
+		p.pos++
+		n, err := p.expr()
+		if err != nil {
+			return nil, err
+		}
+		return n, p.expect(")")
+	case tString:
+		p.pos++
+		v := t.text
+		return func(fields) any { return v }, nil
+	case tNumber:
+		p.pos++
+		if ts, err := time.Parse(time.RFC3339Nano, t.text); err == nil {
+			return func(fields) any { return ts }, nil
+		}
+		fv, err := strconv.ParseFloat(t.text, 64)
+		if err != nil {
+			return nil, fmt.Errorf("bad literal %q", t.text)
+		}
+		return func(fields) any { return fv }, nil
+	}
+	// Identifier: keyword literal, function call, lambda, or path.
+	p.pos++
+	word := t.text
+	switch strings.ToLower(word) {
+	case "true":
+		return func(fields) any { return true }, nil
+	case "false":
+		return func(fields) any { return false }, nil
+	case "null":
+		return func(fields) any { return nil }, nil
+	}
+	if !p.isPunct("(") {
+		return func(f fields) any { v, _ := f(word); return v }, nil
+	}
+	lw := strings.ToLower(word)
+	if i := strings.LastIndex(lw, "/"); i > 0 && (lw[i+1:] == "any" || lw[i+1:] == "all") {
+		return p.lambda(word[:i], lw[i+1:] == "all")
+	}
+	p.pos++ // (
+	var args []node
+	for !p.isPunct(")") {
+		if len(args) > 0 {
+			if err := p.expect(","); err != nil {
+				return nil, err
+			}
+		}
+		if t, ok := p.peek(); ok && t.kind == tIdent && strings.HasPrefix(t.text, "Edm.") {
+			p.pos++
+			typ := t.text
+			args = append(args, func(fields) any { return edmType(typ) })
+			continue
+		}
+		a, err := p.expr()
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, a)
+	}
+	p.pos++ // )
+	return function(lw, args)
+}
+
+type edmType string
+
+func function(name string, args []node) (node, error) {
+	two := func(fn func(a, b string) bool) (node, error) {
+		if len(args) != 2 {
+			return nil, fmt.Errorf("%s takes 2 arguments", name)
+		}
+		return func(f fields) any {
+			a, aok := asString(args[0](f))
+			b, bok := asString(args[1](f))
+			return aok && bok && fn(strings.ToLower(a), strings.ToLower(b))
+		}, nil
+	}
+	switch name {
+	case "startswith":
+		return two(strings.HasPrefix)
+	case "endswith":
+		return two(strings.HasSuffix)
+	case "contains":
+		return two(strings.Contains)
+	case "cast":
+		if len(args) != 2 {
+			return nil, errors.New("cast takes 2 arguments")
+		}
+		return func(f fields) any {
+			v := args[0](f)
+			s, ok := asString(v)
+			if !ok {
+				return v
+			}
+			switch strings.ToLower(string(args[1](f).(edmType))) {
+			case "edm.boolean":
+				return strings.EqualFold(s, "true")
+			case "edm.int32", "edm.int64", "edm.double":
+				fv, _ := strconv.ParseFloat(s, 64)
+				return fv
+			case "edm.datetimeoffset":
+				t, _ := time.Parse(time.RFC3339Nano, s)
+				return t
+			}
+			return s
+		}, nil
+	}
+	return nil, fmt.Errorf("unsupported function %q", name)
+}
+
+func (p *parser) lambda(collection string, all bool) (node, error) {
+	p.pos++ // (
+	t, ok := p.peek()
+	if !ok || t.kind != tIdent {
+		return nil, errors.New("expected lambda variable")
+	}
+	v := t.text
+	p.pos++
+	if err := p.expect(":"); err != nil {
+		return nil, err
+	}
+	body, err := p.expr()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.expect(")"); err != nil {
+		return nil, err
+	}
+	return func(f fields) any {
+		coll, _ := f(collection)
+		elems, _ := coll.([]fields)
+		for _, el := range elems {
+			env := func(path string) (any, bool) {
+				if path == v {
+					return el("")
+				}
+				if rest, ok := strings.CutPrefix(path, v+"/"); ok {
+					return el(rest)
+				}
+				return f(path)
+			}
+			if got := truthy(body(env)); got != all {
+				return got
+			}
+		}
+		return all
+	}, nil
+}
+
+func truthy(v any) bool { b, _ := v.(bool); return b }
+
+func asString(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case propID:
+		return string(x), true
+	}
+	return "", false
+}
+
+func compare(op string, a, b any) bool {
+	c, ok := order(a, b)
+	if !ok {
+		switch op {
+		case "eq":
+			return false
+		case "ne":
+			return true
+		}
+		return false
+	}
+	switch op {
+	case "eq":
+		return c == 0
+	case "ne":
+		return c != 0
+	case "gt":
+		return c > 0
+	case "ge":
+		return c >= 0
+	case "lt":
+		return c < 0
+	case "le":
+		return c <= 0
+	}
+	return false
+}
+
+// order compares two values; ok is false when they cannot be compared.
+func order(a, b any) (int, bool) {
+	if a == nil || b == nil {
+		if a == nil && b == nil {
+			return 0, true
+		}
+		return 1, false
+	}
+	if pa, ok := a.(propID); ok {
+		if bs, ok := asString(b); ok {
+			return strings.Compare(normalizePropID(string(pa)), normalizePropID(bs)), true
+		}
+	}
+	if pb, ok := b.(propID); ok {
+		if as, ok := asString(a); ok {
+			return strings.Compare(normalizePropID(as), normalizePropID(string(pb))), true
+		}
+	}
+	switch x := a.(type) {
+	case string:
+		if y, ok := b.(string); ok {
+			return strings.Compare(strings.ToLower(x), strings.ToLower(y)), true
+		}
+	case bool:
+		if y, ok := b.(bool); ok {
+			if x == y {
+				return 0, true
+			}
+			return 1, true
+		}
+	case float64:
+		if y, ok := b.(float64); ok {
+			switch {
+			case x < y:
+				return -1, true
+			case x > y:
+				return 1, true
+			}
+			return 0, true
+		}
+	case time.Time:
+		if y, ok := b.(time.Time); ok {
+			return x.Compare(y), true
+		}
+	}
+	return 0, false
+}
+
+// normalizePropID canonicalizes an extended property id
+// (https://learn.microsoft.com/graph/api/resources/extended-properties-overview#id-formats):
+// "{type} {proptag}" or "{type} {guid} Name {name}" or "{type} {guid} Id {id}".
+// Type, tag, GUID and the Name/Id keyword are case-insensitive; the name
+// itself is case-sensitive
+// (https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get).
+func normalizePropID(id string) string {
+	f := strings.Fields(id)
+	if len(f) < 2 {
+		return id
+	}
+	typ := strings.ToLower(f[0])
+	if len(f) == 2 && strings.HasPrefix(strings.ToLower(f[1]), "0x") {
+		if n, err := strconv.ParseUint(f[1][2:], 16, 32); err == nil {
+			return fmt.Sprintf("%s 0x%04x", typ, n)
+		}
+	}
+	if len(f) >= 4 {
+		guid := strings.ToLower(strings.Trim(f[1], "{}"))
+		kw := strings.ToLower(f[2])
+		rest := strings.Join(f[3:], " ")
+		if kw == "id" {
+			if n, err := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(rest), "0x"), 16, 32); err == nil {
+				rest = fmt.Sprintf("0x%x", n)
+			}
+		}
+		return typ + " {" + guid + "} " + kw + " " + rest
+	}
+	return strings.ToLower(id)
+}
+
+func atoi(s string) (int, bool) {
+	n, err := strconv.Atoi(s)
+	return n, err == nil
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

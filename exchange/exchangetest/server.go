@@ -1,0 +1,402 @@
+package exchangetest
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options configures a Server. A nil *Options means defaults.
+type Options struct {
+	// Token, if non-empty, is the only bearer token accepted; empty
+	// accepts any non-empty bearer token.
+	Token string
+	// Budgets enables Graph's per-app-per-mailbox throttling limits.
+	// nil means no throttling.
+	Budgets *Budgets
+	// TimeScale divides every budget window (10 min, 5 min) so that
+	// throttling tests run fast; 0 means 1.
+	TimeScale float64
+	// MaxRequestBytes is the request size limit, measured on the
+	// uncompressed body; beyond it the server answers 413.
+	// 0 means 4 MB (4*1024*1024).
+	MaxRequestBytes int64
+	// Latency is added to every Graph request while it holds its
+	// concurrency slot, so that concurrency budgets can be exceeded by
+	// a test; 0 means none.
+	Latency time.Duration
+}
+
+// Budgets are Exchange Online's per-app-per-mailbox limits
+// (https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits).
+// A zero field means that limit is not enforced.
+type Budgets struct {
+	// Concurrent is the number of requests in flight at once (4).
+	Concurrent int
+	// RequestsPer10Min is the number of requests in a 10-minute window (10,000).
+	RequestsPer10Min int
+	// UploadBytesPer5Min is the number of bytes uploaded (POST, PATCH, PUT)
+	// in a 5-minute window (150 MB).
+	UploadBytesPer5Min int64
+}
+
+// DefaultBudgets returns Exchange Online's documented limits: 4 concurrent
+// requests, 10,000 requests per 10 minutes and 150 MB of upload per
+// 5 minutes, per app per mailbox
+// (https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits).
+func DefaultBudgets() *Budgets {
+	return &Budgets{Concurrent: 4, RequestsPer10Min: 10000, UploadBytesPer5Min: 150 * 1024 * 1024}
+}
+
+// Stats counts what the server has seen.
+type Stats struct {
+	// Requests is the number of Graph requests received, including the
+	// ones answered with an injected fault or throttled, and including the
+	// sub-requests of a $batch.
+	Requests int
+	// Throttled is the number of requests answered 429 (injected or by a budget).
+	Throttled int
+	// ByRoute counts requests by method and route template, e.g.
+	// "POST /users/{user}/mailFolders/{id}/importMime".
+	ByRoute map[string]int
+	// UploadBytes is the number of (uncompressed) request body bytes of
+	// POST, PATCH and PUT requests.
+	UploadBytes int64
+}
+
+// Folder is a mail folder as the inspection API shows it.
+type Folder struct {
+	ID, ParentID, DisplayName, WellKnownName string
+	ChildFolderCount, TotalItemCount         int
+}
+
+// Message is a message as the inspection API shows it.
+type Message struct {
+	ID, FolderID string
+	// MIME is exactly the bytes imported (after base64 decoding); nil for
+	// a message created from JSON.
+	MIME              []byte
+	IsDraft, IsRead   bool
+	FlagStatus        string // "notFlagged", "flagged", "complete"
+	Categories        []string
+	Importance        string // "low", "normal", "high"
+	InternetMessageID string
+	Subject           string
+	ReceivedDateTime  time.Time
+	SentDateTime      time.Time
+	CreatedDateTime   time.Time
+	// ExtendedProperties maps a singleValueExtendedProperties id, as the
+	// client spelled it, to its value, e.g.
+	// "String {GUID} Name mailferrySourceId" -> "...".
+	ExtendedProperties map[string]string
+}
+
+// Server is an in-memory Microsoft Graph mail emulator served over HTTP on
+// a loopback port. All its methods are safe for concurrent use.
+type Server struct {
+	ts   *httptest.Server
+	opts Options
+
+	mu        sync.Mutex
+	mailboxes map[string]*mailbox // by lower-cased user key (id or UPN)
+	faults    []fault
+	resets    int
+	reject    func([]byte) bool
+	stats     Stats
+	budgets   map[*mailbox]*budgetState
+	seq       int64
+}
+
+type fault struct {
+	status     int
+	retryAfter time.Duration
+}
+
+type mailbox struct {
+	user      string
+	folders   map[string]*folder // by id
+	order     []string           // folder ids in creation order
+	wellKnown map[string]string  // well-known name -> folder id
+	messages  map[string]*message
+	msgOrder  []string
+	full      bool
+}
+
+type folder struct {
+	id, parentID, displayName, wellKnown string
+	hidden                               bool
+	created                              int64
+}
+
+type message struct {
+	id, folderID                 string
+	mime                         []byte
+	isDraft, isRead              bool
+	flagStatus                   string
+	categories                   []string
+	importance                   string
+	internetMessageID, subject   string
+	received, sent, created, mod time.Time
+	props                        []extProp // in insertion order
+	body                         map[string]any
+	from                         any
+	to, cc, bcc                  any
+	headers                      any
+	hasAttachments               bool
+}
+
+type extProp struct{ id, value string }
+
+// NewServer starts a Server on 127.0.0.1 with a random port, over plain
+// HTTP. Close it when done. A nil opts means defaults.
+func NewServer(opts *Options) *Server {
+	s := newServer(opts)
+	s.ts = httptest.NewServer(s)
+	return s
+}
+
+// NewTLSServer is like NewServer but serves HTTPS
+// (httptest.NewTLSServer); the *http.Client from Client trusts it.
+func NewTLSServer(opts *Options) *Server {
+	s := newServer(opts)
+	s.ts = httptest.NewTLSServer(s)
+	return s
+}
+
+func newServer(opts *Options) *Server {
+	s := &Server{mailboxes: map[string]*mailbox{}, budgets: map[*mailbox]*budgetState{}}
+	if opts != nil {
+		s.opts = *opts
+	}
+	if s.opts.MaxRequestBytes <= 0 {
+		s.opts.MaxRequestBytes = 4 * 1024 * 1024
+	}
+	if s.opts.TimeScale <= 0 {
+		s.opts.TimeScale = 1
+	}
+	s.stats.ByRoute = map[string]int{}
+	return s
+}
+
+// URL returns the root URL, e.g. "http://127.0.0.1:41234". Graph paths are
+// served under URL()+"/v1.0/" and URL()+"/beta/".
+func (s *Server) URL() string { return s.ts.URL }
+
+// Client returns an *http.Client that reaches the server (and trusts its
+// certificate, for a TLS server).
+func (s *Server) Client() *http.Client { return s.ts.Client() }
+
+// Close shuts the server down and blocks until all requests have finished.
+func (s *Server) Close() { s.ts.Close() }
+
+// wellKnownFolders are created in every mailbox under msgfolderroot
+// (https://learn.microsoft.com/graph/api/resources/mailfolder#well-known-folder-names).
+var wellKnownFolders = []struct{ name, display string }{
+	{"inbox", "Inbox"},
+	{"drafts", "Drafts"},
+	{"sentitems", "Sent Items"},
+	{"deleteditems", "Deleted Items"},
+	{"junkemail", "Junk Email"},
+	{"archive", "Archive"},
+	{"outbox", "Outbox"},
+	{"conversationhistory", "Conversation History"},
+}
+
+// AddMailbox creates a licensed mailbox for user (an id or a UPN such as
+// "alice@contoso.com"; matched case-insensitively) with the well-known
+// folders. Adding an existing mailbox does nothing.
+func (s *Server) AddMailbox(user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := strings.ToLower(user)
+	if _, ok := s.mailboxes[key]; ok {
+		return
+	}
+	mb := &mailbox{
+		user:      user,
+		folders:   map[string]*folder{},
+		wellKnown: map[string]string{},
+		messages:  map[string]*message{},
+	}
+	// The root of the mailbox (not msgfolderroot) is hidden from every
+	// listing; msgfolderroot ("Top of Information Store") is its child.
+	rootID := s.newID("AAMkAGRt")
+	root := s.addFolder(mb, "msgfolderroot", "Top of Information Store", rootID)
+	for _, wk := range wellKnownFolders {
+		s.addFolder(mb, wk.name, wk.display, root.id)
+	}
+	s.mailboxes[key] = mb
+}
+
+func (s *Server) addFolder(mb *mailbox, wellKnown, display, parent string) *folder {
+	s.seq++
+	f := &folder{id: s.newID("AAMkAGFd"), parentID: parent, displayName: display, wellKnown: wellKnown, created: s.seq}
+	mb.folders[f.id] = f
+	mb.order = append(mb.order, f.id)
+	if wellKnown != "" {
+		mb.wellKnown[wellKnown] = f.id
+	}
+	return f
+}
+
+// newID returns an opaque, unique, URL-safe id that looks like an
+// Exchange id ("AAMk..."). Callers hold s.mu or own s exclusively.
+func (s *Server) newID(prefix string) string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	return prefix + base64.URLEncoding.EncodeToString(b[:])
+}
+
+func (s *Server) lookup(user string) *mailbox { return s.mailboxes[strings.ToLower(user)] }
+
+func (mb *mailbox) childCount(id string) int {
+	n := 0
+	for _, f := range mb.folders {
+		if f.parentID == id {
+			n++
+		}
+	}
+	return n
+}
+
+func (mb *mailbox) itemCount(id string) (total, unread int) {
+	for _, m := range mb.messages {
+		if m.folderID == id {
+			total++
+			if !m.isRead {
+				unread++
+			}
+		}
+	}
+	return
+}
+
+// Folders returns every folder of user's mailbox (msgfolderroot and
+// everything below it), in creation order; nil for an unknown mailbox.
+func (s *Server) Folders(user string) []Folder {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb := s.lookup(user)
+	if mb == nil {
+		return nil
+	}
+	var out []Folder
+	for _, id := range mb.order {
+		f := mb.folders[id]
+		total, _ := mb.itemCount(id)
+		out = append(out, Folder{
+			ID: f.id, ParentID: f.parentID, DisplayName: f.displayName, WellKnownName: f.wellKnown,
+			ChildFolderCount: mb.childCount(id), TotalItemCount: total,
+		})
+	}
+	return out
+}
+
+// Messages returns every message in every folder of user's mailbox, in
+// creation order; nil for an unknown mailbox.
+func (s *Server) Messages(user string) []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb := s.lookup(user)
+	if mb == nil {
+		return nil
+	}
+	var out []Message
+	for _, id := range mb.msgOrder {
+		if m, ok := mb.messages[id]; ok {
+			out = append(out, m.export())
+		}
+	}
+	return out
+}
+
+// Message returns the message with the given id in user's mailbox.
+func (s *Server) Message(user, id string) (Message, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb := s.lookup(user)
+	if mb == nil {
+		return Message{}, false
+	}
+	m, ok := mb.messages[id]
+	if !ok {
+		return Message{}, false
+	}
+	return m.export(), true
+}
+
+func (m *message) export() Message {
+	props := make(map[string]string, len(m.props))
+	for _, p := range m.props {
+		props[p.id] = p.value
+	}
+	return Message{
+		ID: m.id, FolderID: m.folderID, MIME: slices.Clone(m.mime),
+		IsDraft: m.isDraft, IsRead: m.isRead, FlagStatus: m.flagStatus,
+		Categories: slices.Clone(m.categories), Importance: m.importance,
+		InternetMessageID: m.internetMessageID, Subject: m.subject,
+		ReceivedDateTime: m.received, SentDateTime: m.sent, CreatedDateTime: m.created,
+		ExtendedProperties: props,
+	}
+}
+
+// FailNext makes the next n Graph requests fail with status (429, 503 or
+// 504 in practice) before they reach any mailbox, with a Retry-After header
+// of retryAfter in whole seconds (rounded up; omitted when retryAfter is 0)
+// and a Graph error body; 429 carries code "ApplicationThrottled"
+// (https://learn.microsoft.com/graph/throttling). Calls add up.
+func (s *Server) FailNext(n int, status int, retryAfter time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.faults = append(s.faults, fault{status: status, retryAfter: retryAfter})
+	}
+}
+
+// ResetNext makes the next n requests end with the TCP connection closed
+// without a response, as a dropped connection would. Calls add up.
+func (s *Server) ResetNext(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resets += n
+}
+
+// RejectMIME makes every MIME import (importMime or MIME create) whose
+// decoded MIME matches answer 400 ErrorMimeContentInvalid. nil removes the
+// rule.
+func (s *Server) RejectMIME(match func(mime []byte) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reject = match
+}
+
+// SetQuotaExceeded marks user's mailbox full (or no longer full). While it
+// is full, every request that creates or changes an item or folder answers
+// 403 {"error":{"code":"ErrorQuotaExceeded","message":"Mailbox has exceeded
+// maximum mailbox size."}}, as reported from the field
+// (https://github.com/microsoftgraph/microsoft-graph-docs-contrib/issues/6596,
+// https://github.com/microsoftgraph/microsoft-graph-docs/issues/2927).
+func (s *Server) SetQuotaExceeded(user string, full bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if mb := s.lookup(user); mb != nil {
+		mb.full = full
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.ByRoute = make(map[string]int, len(s.stats.ByRoute))
+	for k, v := range s.stats.ByRoute {
+		st.ByRoute[k] = v
+	}
+	return st
+}
