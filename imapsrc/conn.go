@@ -1,0 +1,292 @@
+package imapsrc
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+
+	"github.com/mailferry/mailferry/migrate"
+)
+
+// serverInfo is what a Source learns about the server after logging in.
+type serverInfo struct {
+	caps   imap.CapSet
+	prefix string // personal namespace prefix, "" or "INBOX." ...
+	delim  rune   // personal namespace delimiter, 0 if unknown
+}
+
+// conn returns the live connection, dialling and logging in if needed.
+func (s *Source) conn(ctx context.Context, reconnect bool) (*imapclient.Client, *serverInfo, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, nil, errors.New("imapsrc: source is closed")
+	}
+	if c := s.client; c != nil {
+		info := s.caps
+		s.mu.Unlock()
+		select {
+		case <-c.Closed():
+			s.drop(c)
+		default:
+			return c, info, nil
+		}
+	} else {
+		s.mu.Unlock()
+	}
+
+	start := time.Now()
+	c, raw, err := s.dial(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	info, err := s.login(ctx, c, raw)
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	s.opts.Logger.Debug("imapsrc: connected", "source", s.String(), "security", s.opts.Security.String(),
+		"reconnect", reconnect, "elapsed", time.Since(start))
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		c.Close()
+		return nil, nil, errors.New("imapsrc: source is closed")
+	}
+	s.client, s.caps = c, info
+	s.raw[c] = raw
+	return c, info, nil
+}
+
+// drop forgets and closes c if it is the current connection.
+func (s *Source) drop(c *imapclient.Client) {
+	s.abort(c, nil)
+}
+
+// abort ends c at once, even in the middle of a FETCH whose response is
+// still arriving: the socket is closed first, then cmd (if any) is drained,
+// then the client closed. The order matters: go-imap's reader goroutine
+// waits until a body literal has been consumed, and Client.Close waits for
+// that goroutine, so closing the client first with a literal pending would
+// never return.
+func (s *Source) abort(c *imapclient.Client, cmd *imapclient.FetchCommand) {
+	s.mu.Lock()
+	if s.client == c {
+		s.client, s.caps = nil, nil
+	}
+	raw := s.raw[c]
+	delete(s.raw, c)
+	s.mu.Unlock()
+	if raw != nil {
+		raw.Close()
+	}
+	if cmd != nil {
+		_ = cmd.Close()
+	}
+	c.Close()
+}
+
+// dial connects and waits for the greeting.
+func (s *Source) dial(ctx context.Context) (*imapclient.Client, net.Conn, error) {
+	addr := s.opts.Addr
+	if addr == "" {
+		return nil, nil, migrate.MailboxError(errors.New("imapsrc: no server address (Options.Addr)"))
+	}
+	dctx, cancel := context.WithTimeout(ctx, s.opts.DialTimeout)
+	defer cancel()
+	d := net.Dialer{}
+	raw, err := d.DialContext(dctx, "tcp", addr)
+	if err != nil {
+		return nil, nil, migrate.TransientError(fmt.Errorf("imapsrc: dial %s: %w", addr, err))
+	}
+	nc := &deadlineConn{Conn: raw, timeout: s.opts.IOTimeout}
+	stop := context.AfterFunc(dctx, func() { raw.Close() })
+	defer stop()
+
+	var c *imapclient.Client
+	switch s.opts.Security {
+	case TLS:
+		tc := tls.Client(nc, s.tlsConfig())
+		if err := tc.HandshakeContext(dctx); err != nil {
+			raw.Close()
+			err = fmt.Errorf("imapsrc: TLS handshake with %s: %w", addr, err)
+			if isNotTLS(err) {
+				// A plaintext server answers the ClientHello with its
+				// greeting. Say so, and never fall back silently.
+				err = fmt.Errorf("%w (the server does not speak TLS on this port; use Security StartTLS, or Plaintext on a trusted link)", err)
+			}
+			return nil, nil, migrate.MailboxError(err)
+		}
+		c = imapclient.New(tc, nil)
+	case StartTLS:
+		c, err = imapclient.NewStartTLS(nc, &imapclient.Options{TLSConfig: s.tlsConfig()})
+		if err != nil {
+			raw.Close()
+			if ctx.Err() == nil && dctx.Err() == nil && !connDead(nil, err) {
+				return nil, nil, migrate.MailboxError(fmt.Errorf("imapsrc: STARTTLS with %s: %w", addr, err))
+			}
+			return nil, nil, migrate.TransientError(fmt.Errorf("imapsrc: STARTTLS with %s: %w", addr, err))
+		}
+	case Plaintext:
+		c = imapclient.New(nc, nil)
+	default:
+		raw.Close()
+		return nil, nil, migrate.MailboxError(fmt.Errorf("imapsrc: unknown Security %d", s.opts.Security))
+	}
+	if err := c.WaitGreeting(); err != nil {
+		c.Close()
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		return nil, nil, migrate.TransientError(fmt.Errorf("imapsrc: greeting from %s: %w", addr, err))
+	}
+	return c, raw, nil
+}
+
+// tlsConfig returns the TLS configuration, with ServerName from Addr.
+func (s *Source) tlsConfig() *tls.Config {
+	cfg := &tls.Config{}
+	if s.opts.TLSConfig != nil {
+		cfg = s.opts.TLSConfig.Clone()
+	}
+	if cfg.ServerName == "" {
+		if host, _, err := net.SplitHostPort(s.opts.Addr); err == nil {
+			cfg.ServerName = host
+		}
+	}
+	if cfg.NextProtos == nil {
+		cfg.NextProtos = []string{"imap"}
+	}
+	return cfg
+}
+
+// login authenticates and learns the capabilities and the namespace.
+func (s *Source) login(ctx context.Context, c *imapclient.Client, raw net.Conn) (*serverInfo, error) {
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stop()
+	var err error
+	if s.opts.AuthzID != "" {
+		err = c.Authenticate(sasl.NewPlainClient(s.opts.AuthzID, s.opts.Username, s.opts.Password))
+	} else {
+		err = c.Login(s.opts.Username, s.opts.Password).Wait()
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		// The password is never part of the message: go-imap reports the
+		// server's response text only.
+		err = fmt.Errorf("imapsrc: log in as %q on %s: %w", s.opts.Username, s.opts.Addr, err)
+		var ie *imap.Error
+		if errors.As(err, &ie) && ie.Code != imap.ResponseCodeUnavailable {
+			return nil, migrate.MailboxError(err)
+		}
+		if connDead(c, err) || ie != nil {
+			return nil, migrate.TransientError(err)
+		}
+		return nil, migrate.MailboxError(err)
+	}
+	info := &serverInfo{caps: c.Caps()}
+	if info.caps.Has(imap.CapNamespace) || info.caps.Has(imap.CapIMAP4rev2) {
+		ns, err := c.Namespace().Wait()
+		if err != nil {
+			if connDead(c, err) {
+				return nil, migrate.TransientError(fmt.Errorf("imapsrc: NAMESPACE: %w", err))
+			}
+			s.opts.Logger.Warn("imapsrc: NAMESPACE failed; assuming no prefix", "source", s.String(), "err", err)
+		} else if ns != nil && len(ns.Personal) > 0 {
+			info.prefix = ns.Personal[0].Prefix
+			info.delim = ns.Personal[0].Delim
+		}
+	}
+	return info, nil
+}
+
+// connDead reports whether err means the connection is gone (rather than
+// the server refusing a command). c may be nil.
+func connDead(c *imapclient.Client, err error) bool {
+	if c != nil {
+		select {
+		case <-c.Closed():
+			return true
+		default:
+		}
+	}
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		return false
+	}
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.As(err, &ne) || errors.Is(err, errTruncated)
+}
+
+// isTransient reports whether a connect error is worth retrying.
+func isTransient(err error) bool {
+	return errors.Is(err, migrate.ErrTransient) && !errors.Is(err, migrate.ErrMailbox)
+}
+
+func isClosedErr(err error) bool {
+	return errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "use of closed")
+}
+
+// isNotTLS recognises a handshake with a server that is not speaking TLS.
+func isNotTLS(err error) bool {
+	var rh tls.RecordHeaderError
+	return errors.As(err, &rh) || strings.Contains(err.Error(), "first record does not look like a TLS handshake")
+}
+
+// backoff is the pause before reconnect attempt n (1-based): none for the
+// first, then 100ms, 200ms, 400ms...
+func backoff(n int) time.Duration {
+	if n <= 1 {
+		return 0
+	}
+	return 100 * time.Millisecond << (n - 2)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// deadlineConn gives every Read and Write its own deadline, IOTimeout from
+// now, so that a silent server counts as a dropped connection. go-imap's
+// own deadline calls are ignored in its favour.
+type deadlineConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *deadlineConn) Read(b []byte) (int, error) {
+	_ = c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
+	return c.Conn.Read(b)
+}
+
+func (c *deadlineConn) Write(b []byte) (int, error) {
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	return c.Conn.Write(b)
+}
+
+func (c *deadlineConn) SetDeadline(time.Time) error      { return nil }
+func (c *deadlineConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *deadlineConn) SetWriteDeadline(time.Time) error { return nil }

@@ -1,0 +1,513 @@
+// Package dovecottest starts a private Dovecot IMAP server for tests.
+//
+// Each Server runs its own "dovecot -F" master process with a configuration
+// generated in t.TempDir(): plaintext IMAP on a free 127.0.0.1 port, users
+// and plaintext passwords from a passwd-file, Maildir storage under the
+// temporary directory, and a log file that is printed when the test fails.
+// It works as root (login and mail processes then run as Dovecot's own
+// unprivileged users) and as an ordinary user (everything runs as that user).
+//
+// When Dovecot is not installed, Start skips the test, except when the
+// environment variable CI is "true", where it fails it.
+package dovecottest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// InstallHint is the message a test skips with when Dovecot is missing.
+const InstallHint = "install Dovecot: apt-get install -y dovecot-imapd"
+
+// The mailbox layouts a Server can offer.
+const (
+	// LayoutDefault is a personal namespace without prefix and with the
+	// separator "/": INBOX, Sent, Drafts, Trash, Junk, Archive.
+	LayoutDefault = "default"
+	// LayoutCourier is a Courier-style namespace with the prefix "INBOX."
+	// and the separator ".": INBOX, INBOX.Sent, INBOX.Drafts, ...
+	LayoutCourier = "courier"
+)
+
+// SpecialUse lists the mailboxes every layout creates automatically, with
+// their SPECIAL-USE attributes (names relative to the namespace prefix).
+var SpecialUse = []struct{ Name, Attr string }{
+	{"Sent", `\Sent`},
+	{"Drafts", `\Drafts`},
+	{"Trash", `\Trash`},
+	{"Junk", `\Junk`},
+	{"Archive", `\Archive`},
+}
+
+// Options configures a Server. A nil *Options means the zero value.
+type Options struct {
+	// Users maps user names to plaintext passwords. Default: one user
+	// "alice" with password "secret". Neither may contain ':' or newlines.
+	Users map[string]string
+	// Layout is LayoutDefault (the default when empty) or LayoutCourier.
+	Layout string
+	// MasterUser and MasterPassword, when set, add a master user: the login
+	// "alice*admin" with admin's password logs in as alice, and so does
+	// SASL PLAIN with authorization identity "alice" and admin's
+	// credentials.
+	MasterUser, MasterPassword string
+	// Binary is the dovecot executable. Default: "dovecot" from PATH, else
+	// /usr/sbin/dovecot.
+	Binary string
+}
+
+// Server is a running Dovecot. Its methods may be called from any goroutine.
+type Server struct {
+	t       testing.TB
+	dir     string
+	conf    string
+	logPath string
+	addr    string
+	layout  string
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when the master process has exited
+	waitErr error
+
+	stopOnce sync.Once
+}
+
+// Start starts a Dovecot for the test and stops it at t.Cleanup. It returns
+// once the IMAP port accepts connections.
+func Start(t testing.TB, opts *Options) *Server {
+	t.Helper()
+	if opts == nil {
+		opts = &Options{}
+	}
+	bin, err := findBinary(opts.Binary)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("dovecottest: %v; %s", err, InstallHint)
+		}
+		t.Skipf("dovecottest: %v; %s", err, InstallHint)
+	}
+	layout := opts.Layout
+	if layout == "" {
+		layout = LayoutDefault
+	}
+	if layout != LayoutDefault && layout != LayoutCourier {
+		t.Fatalf("dovecottest: unknown layout %q", layout)
+	}
+	users := opts.Users
+	if len(users) == 0 {
+		users = map[string]string{"alice": "secret"}
+	}
+	for u, p := range users {
+		if !validField(u) || !validField(p) || u == "" || strings.Contains(u, "*") {
+			t.Fatalf("dovecottest: user %q: names and passwords must not contain ':', '*' or newlines", u)
+		}
+	}
+	if opts.MasterUser != "" && (!validField(opts.MasterUser) || !validField(opts.MasterPassword)) {
+		t.Fatalf("dovecottest: bad master user %q", opts.MasterUser)
+	}
+
+	dir := t.TempDir()
+	ids, err := runAs(dir)
+	if err != nil {
+		t.Fatalf("dovecottest: %v", err)
+	}
+
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		s, err := start(t, bin, dir, attempt, layout, users, opts, ids)
+		if err == nil {
+			return s
+		}
+		lastErr = err
+		if !errors.Is(err, errAddrInUse) {
+			break
+		}
+	}
+	t.Fatalf("dovecottest: %v", lastErr)
+	return nil
+}
+
+var errAddrInUse = errors.New("address already in use")
+
+func start(t testing.TB, bin, root string, attempt int, layout string, users map[string]string, opts *Options, ids *identities) (*Server, error) {
+	dir := filepath.Join(root, "run"+strconv.Itoa(attempt))
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	mailDir := filepath.Join(root, "mail")
+	if err := os.MkdirAll(mailDir, 0o700); err != nil {
+		return nil, err
+	}
+	if ids.chown {
+		if err := os.Chown(mailDir, ids.mailUID, ids.mailGID); err != nil {
+			return nil, err
+		}
+	}
+	var passwd strings.Builder
+	names := make([]string, 0, len(users))
+	for u := range users {
+		names = append(names, u)
+	}
+	sort.Strings(names)
+	for _, u := range names {
+		fmt.Fprintf(&passwd, "%s:{PLAIN}%s:%d:%d::%s::\n", u, users[u], ids.mailUID, ids.mailGID, filepath.Join(mailDir, u))
+	}
+	passwdPath := filepath.Join(dir, "passwd")
+	if err := os.WriteFile(passwdPath, []byte(passwd.String()), 0o644); err != nil {
+		return nil, err
+	}
+	var master string
+	if opts.MasterUser != "" {
+		masterPath := filepath.Join(dir, "master-users")
+		line := fmt.Sprintf("%s:{PLAIN}%s\n", opts.MasterUser, opts.MasterPassword)
+		if err := os.WriteFile(masterPath, []byte(line), 0o644); err != nil {
+			return nil, err
+		}
+		master = fmt.Sprintf(`auth_master_user_separator = *
+passdb {
+  driver = passwd-file
+  master = yes
+  args = scheme=PLAIN %s
+  result_success = continue
+}
+`, masterPath)
+	}
+
+	var ns strings.Builder
+	if layout == LayoutCourier {
+		ns.WriteString("namespace inbox {\n  inbox = yes\n  separator = .\n  prefix = INBOX.\n")
+	} else {
+		ns.WriteString("namespace inbox {\n  inbox = yes\n  separator = /\n  prefix =\n")
+	}
+	for _, m := range SpecialUse {
+		fmt.Fprintf(&ns, "  mailbox %s {\n    special_use = %s\n    auto = create\n  }\n", m.Name, m.Attr)
+	}
+	ns.WriteString("}\n")
+	mailLocation := "maildir:~/Maildir:LAYOUT=fs"
+	if layout == LayoutCourier {
+		mailLocation = "maildir:~/Maildir"
+	}
+
+	logPath := filepath.Join(dir, "dovecot.log")
+	conf := fmt.Sprintf(`# generated by dovecottest
+protocols = imap
+listen = 127.0.0.1
+base_dir = %[1]s/base
+state_dir = %[1]s/state
+instance_name = dovecottest-%[2]d
+log_path = %[3]s
+info_log_path = %[3]s
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+default_internal_user = %[4]s
+default_internal_group = %[5]s
+default_login_user = %[6]s
+first_valid_uid = 1
+last_valid_uid = 0
+first_valid_gid = 1
+mail_location = %[7]s
+mail_fsync = never
+mail_max_userip_connections = 100
+mail_privileged_group =
+protocol imap {
+  mail_max_userip_connections = 100
+}
+%[8]s
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%%u %[9]s
+}
+userdb {
+  driver = passwd-file
+  args = username_format=%%u %[9]s
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = %[2]d
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+%[10]s%[11]s`, dir, port, logPath, ids.internalUser, ids.internalGroup, ids.loginUser,
+		mailLocation, ns.String(), passwdPath, master, ids.extra)
+	confPath := filepath.Join(dir, "dovecot.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+
+	cmd := exec.Command(bin, "-F", "-c", confPath)
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	// Its own process group, so that Stop can end every process of this
+	// server; and killed with the test binary should that die before
+	// its cleanups run (a test timeout's panic, for one).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	s := &Server{
+		t:       t,
+		dir:     dir,
+		conf:    confPath,
+		logPath: logPath,
+		addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		layout:  layout,
+		cmd:     cmd,
+		done:    make(chan struct{}),
+	}
+	go func() {
+		s.waitErr = cmd.Wait()
+		close(s.done)
+	}()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", s.addr, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case <-s.done:
+			log, _ := os.ReadFile(logPath)
+			msg := out.String() + string(log)
+			if strings.Contains(msg, "Address already in use") {
+				return nil, fmt.Errorf("port %d: %w", port, errAddrInUse)
+			}
+			return nil, fmt.Errorf("dovecot exited (%v):\n%s", s.waitErr, msg)
+		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.Stop()
+			return nil, fmt.Errorf("dovecot did not listen on %s within 10s:\n%s%s", s.addr, out.String(), s.Log())
+		}
+	}
+	t.Cleanup(func() {
+		s.Stop()
+		if t.Failed() {
+			t.Logf("dovecottest: log of the Dovecot at %s (%s):\n%s", s.addr, s.logPath, s.Log())
+		}
+	})
+	return s, nil
+}
+
+// Addr returns the server's plaintext IMAP address, "127.0.0.1:port".
+func (s *Server) Addr() string { return s.addr }
+
+// Layout returns the server's mailbox layout, LayoutDefault or LayoutCourier.
+func (s *Server) Layout() string { return s.layout }
+
+// Prefix returns the personal namespace prefix: "" or "INBOX.".
+func (s *Server) Prefix() string {
+	if s.layout == LayoutCourier {
+		return "INBOX."
+	}
+	return ""
+}
+
+// Delimiter returns the hierarchy delimiter: "/" or ".".
+func (s *Server) Delimiter() string {
+	if s.layout == LayoutCourier {
+		return "."
+	}
+	return "/"
+}
+
+// ConfigPath returns the path of the generated dovecot.conf.
+func (s *Server) ConfigPath() string { return s.conf }
+
+// Log returns the content of the server's log file so far.
+func (s *Server) Log() string {
+	b, err := os.ReadFile(s.logPath)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	return string(b)
+}
+
+// DropConnections abruptly ends every logged-in IMAP session by killing
+// the server's imap processes (SIGKILL), as a crash or a network failure
+// would. It returns how many sessions it ended. Connections that have not
+// logged in yet are left alone. It works on Linux (it reads /proc).
+func (s *Server) DropConnections() int {
+	s.t.Helper()
+	pids, err := s.children("imap")
+	if err != nil {
+		s.t.Fatalf("dovecottest: %v", err)
+	}
+	n := 0
+	for _, pid := range pids {
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// children returns the pids of the master's direct children named comm.
+func (s *Server) children(comm string) ([]int, error) {
+	master := s.cmd.Process.Pid
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		open, close := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+		if open < 0 || close < open {
+			continue
+		}
+		name := string(stat[open+1 : close])
+		fields := strings.Fields(string(stat[close+1:]))
+		if len(fields) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(fields[1])
+		if ppid == master && name == comm {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+// Stop stops the server and waits for it to exit. It is called
+// automatically at the end of the test; calling it again does nothing.
+func (s *Server) Stop() {
+	s.stopOnce.Do(func() {
+		// Dovecot's graceful shutdown waits about a second for its
+		// children; nothing here needs to survive, so kill the whole
+		// process group (the master and every process it started).
+		pgid := s.cmd.Process.Pid
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		<-s.done
+	})
+}
+
+func validField(s string) bool { return !strings.ContainsAny(s, ":\r\n") }
+
+func findBinary(bin string) (string, error) {
+	if bin != "" {
+		return exec.LookPath(bin)
+	}
+	if p, err := exec.LookPath("dovecot"); err == nil {
+		return p, nil
+	}
+	if _, err := os.Stat("/usr/sbin/dovecot"); err == nil {
+		return "/usr/sbin/dovecot", nil
+	}
+	return "", errors.New("dovecot not found in PATH or /usr/sbin")
+}
+
+// freePort finds a free loopback port by binding port 0 and releasing it.
+// Start retries with another port if Dovecot then finds it taken.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// identities are the system users Dovecot's processes run as.
+type identities struct {
+	internalUser, internalGroup, loginUser string
+	mailUID, mailGID                       int
+	chown                                  bool // the mail directory must be given to mailUID
+	extra                                  string
+}
+
+// runAs decides which users Dovecot runs as. Unprivileged, everything runs
+// as the current user. As root, Dovecot refuses to run its login processes
+// or mail sessions as root, so they run as its packaged users (dovenull,
+// dovecot) or nobody, and the temporary directory is made traversable.
+func runAs(dir string) (*identities, error) {
+	cur, err := user.Current()
+	if err != nil {
+		return nil, err
+	}
+	uid, gid := os.Getuid(), os.Getgid()
+	if os.Geteuid() != 0 {
+		g, err := user.LookupGroupId(strconv.Itoa(gid))
+		group := strconv.Itoa(gid)
+		if err == nil {
+			group = g.Name
+		}
+		return &identities{
+			internalUser: cur.Username, internalGroup: group, loginUser: cur.Username,
+			mailUID: uid, mailGID: gid,
+			// Only root may chroot.
+			extra: "service anvil {\n  chroot =\n}\nservice imap-login {\n  chroot =\n}\n",
+		}, nil
+	}
+	internal, err := lookupFirst("dovecot", "nobody")
+	if err != nil {
+		return nil, err
+	}
+	login, err := lookupFirst("dovenull", "nobody")
+	if err != nil {
+		return nil, err
+	}
+	group, err := user.LookupGroupId(internal.Gid)
+	if err != nil {
+		return nil, err
+	}
+	mailUID, _ := strconv.Atoi(internal.Uid)
+	mailGID, _ := strconv.Atoi(internal.Gid)
+	// t.TempDir() and its parent are 0700; unprivileged processes must be
+	// able to traverse them to reach the passwd-file and the Maildirs.
+	for d := dir; d != filepath.Dir(d) && d != os.TempDir(); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o711); err != nil {
+			return nil, err
+		}
+		if filepath.Dir(d) == os.TempDir() {
+			break
+		}
+	}
+	return &identities{
+		internalUser: internal.Username, internalGroup: group.Name, loginUser: login.Username,
+		mailUID: mailUID, mailGID: mailGID, chown: true,
+	}, nil
+}
+
+func lookupFirst(names ...string) (*user.User, error) {
+	var err error
+	for _, n := range names {
+		var u *user.User
+		if u, err = user.Lookup(n); err == nil {
+			return u, nil
+		}
+	}
+	return nil, fmt.Errorf("none of the users %v exists: %w", names, err)
+}

@@ -1,0 +1,132 @@
+package dovecottest_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailferry/mailferry/internal/dovecottest"
+)
+
+func login(t *testing.T, addr, user, pass string) *imapclient.Client {
+	t.Helper()
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Login(user, pass).Wait(); err != nil {
+		t.Fatalf("login %s: %v", user, err)
+	}
+	return c
+}
+
+func listNames(t *testing.T, c *imapclient.Client) map[string][]imap.MailboxAttr {
+	t.Helper()
+	l, err := c.List("", "*", &imap.ListOptions{ReturnSpecialUse: true}).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]imap.MailboxAttr{}
+	for _, d := range l {
+		out[d.Mailbox] = d.Attrs
+	}
+	return out
+}
+
+func TestLayouts(t *testing.T) {
+	for _, tc := range []struct {
+		layout string
+		sent   string
+	}{
+		{dovecottest.LayoutDefault, "Sent"},
+		{dovecottest.LayoutCourier, "INBOX.Sent"},
+	} {
+		t.Run(tc.layout, func(t *testing.T) {
+			t.Parallel()
+			start := time.Now()
+			s := dovecottest.Start(t, &dovecottest.Options{Layout: tc.layout})
+			t.Logf("started in %v at %s", time.Since(start), s.Addr())
+			c := login(t, s.Addr(), "alice", "secret")
+			names := listNames(t, c)
+			if _, ok := names["INBOX"]; !ok {
+				t.Errorf("no INBOX in %v", names)
+			}
+			if !slices.Contains(names[tc.sent], imap.MailboxAttrSent) {
+				t.Errorf("%s attrs = %v, want \\Sent; all: %v", tc.sent, names[tc.sent], names)
+			}
+			if len(names) != 6 {
+				t.Errorf("got %d mailboxes, want 6: %v", len(names), names)
+			}
+			ns, err := c.Namespace().Wait()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ns.Personal[0].Prefix; got != s.Prefix() {
+				t.Errorf("prefix = %q, want %q", got, s.Prefix())
+			}
+			if got := string(ns.Personal[0].Delim); got != s.Delimiter() {
+				t.Errorf("delimiter = %q, want %q", got, s.Delimiter())
+			}
+		})
+	}
+}
+
+func TestMasterUserAndBadPassword(t *testing.T) {
+	s := dovecottest.Start(t, &dovecottest.Options{
+		Users:      map[string]string{"alice": "pw1", "bob": "pw2"},
+		MasterUser: "admin", MasterPassword: "adminpw",
+	})
+	c := login(t, s.Addr(), "alice*admin", "adminpw")
+	if err := c.Create("FromAdmin", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	a := login(t, s.Addr(), "alice", "pw1")
+	if _, ok := listNames(t, a)["FromAdmin"]; !ok {
+		t.Error("folder created by the master user is not alice's")
+	}
+	login(t, s.Addr(), "bob", "pw2")
+
+	bad, err := imapclient.DialInsecure(s.Addr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	if err := bad.Login("alice", "wrong").Wait(); err == nil {
+		t.Error("login with a wrong password succeeded")
+	}
+}
+
+func TestDropConnections(t *testing.T) {
+	s := dovecottest.Start(t, nil)
+	c := login(t, s.Addr(), "alice", "secret")
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.DropConnections(); n != 1 {
+		t.Errorf("DropConnections = %d, want 1", n)
+	}
+	select {
+	case <-c.Closed():
+	case <-time.After(5 * time.Second):
+		t.Fatal("connection still open after DropConnections")
+	}
+	// The server still accepts new sessions.
+	login(t, s.Addr(), "alice", "secret")
+}
+
+func TestStop(t *testing.T) {
+	s := dovecottest.Start(t, nil)
+	s.Stop()
+	if c, err := imapclient.DialInsecure(s.Addr(), nil); err == nil {
+		err = c.WaitGreeting()
+		c.Close()
+		if err == nil {
+			t.Error("server still answers after Stop")
+		}
+	}
+	s.Stop() // idempotent
+}
