@@ -1,0 +1,252 @@
+package exchange
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// retryTransport is the one place where Graph requests are retried. It is
+// the parent transport of the kiota middleware pipeline, so it sits at the
+// bottom of the chain, right above the network, and sees every request the
+// msgraph request adapter sends: typed request builders and raw
+// RequestInformation alike.
+//
+// Why here and not elsewhere:
+//
+//   - kiota's RetryHandler is left out of the pipeline (see pipeline), so
+//     nothing above retries too: one request is tried at most
+//     1+maxRetries times, never (1+a)*(1+b).
+//   - A RoundTripper needs no change at each call site, and it sees the
+//     raw response with its Retry-After header before the SDK turns it into
+//     an error.
+//   - Request bodies are small (Graph refuses more than 4 MB), so the body
+//     is buffered once, after compression, and replayed on every attempt.
+//
+// It retries what shouldRetry says is transient (429, 503, 504, dropped
+// connections), waiting Retry-After when the server gives one and an
+// exponential backoff with jitter otherwise, at most maxRetries times, and
+// stops as soon as the request's context ends. When the retries run out it
+// returns the last response (or error); the caller's error classification
+// then marks it migrate.ErrTransient.
+//
+// It also answers a 401 once per request: it drops the cached token, gets
+// a new one and retries, so that a token revoked or expired early costs one
+// request, not the mailbox. A 401 carrying a Continuous Access Evaluation
+// claims challenge is left to the request adapter, which asks the
+// credential for a token with those claims.
+//
+// Retrying a POST after a dropped connection or a 504 may create an item
+// twice if the first attempt reached Exchange; Graph has no idempotency key
+// for importMime. That risk is accepted: losing the message is worse.
+type retryTransport struct {
+	base       http.RoundTripper
+	tokens     *tokenSource
+	maxRetries int
+	logger     *slog.Logger
+	minBackoff time.Duration // first backoff, doubled on each retry
+	maxBackoff time.Duration // backoff ceiling (Retry-After is not capped)
+	// sleep waits d or until ctx ends; nil means a timer. Tests replace it.
+	sleep func(ctx context.Context, d time.Duration) error
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	var body []byte
+	if req.Body != nil && req.Body != http.NoBody {
+		b, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		body = b
+	}
+	auth := req.Header.Get("Authorization")
+	renewed := false
+	for attempt := 0; ; {
+		r := req.Clone(ctx)
+		if auth != "" {
+			r.Header.Set("Authorization", auth)
+		}
+		if body != nil {
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+			r.ContentLength = int64(len(body))
+		}
+		resp, err := t.base.RoundTrip(r)
+
+		if err == nil && resp.StatusCode == http.StatusUnauthorized && !renewed &&
+			auth != "" && t.tokens != nil && !isClaimsChallenge(resp) {
+			renewed = true
+			tok, terr := t.tokens.renew(ctx, strings.TrimPrefix(auth, "Bearer "))
+			if terr != nil {
+				t.logger.LogAttrs(ctx, slog.LevelWarn, "exchange: token renewal after 401 failed",
+					slog.String("method", req.Method), slog.String("path", req.URL.Path), slog.Any("error", terr))
+				return resp, nil
+			}
+			drain(resp)
+			auth = "Bearer " + tok
+			t.logger.LogAttrs(ctx, slog.LevelInfo, "exchange: renewed token after 401",
+				slog.String("method", req.Method), slog.String("path", req.URL.Path))
+			continue
+		}
+
+		retry, wait := shouldRetry(resp, err)
+		if !retry || ctx.Err() != nil {
+			return resp, err
+		}
+		if attempt >= t.maxRetries {
+			t.logger.LogAttrs(ctx, slog.LevelWarn, "exchange: giving up after retries",
+				slog.String("method", req.Method), slog.String("path", req.URL.Path),
+				slog.Int("retries", attempt), slog.Int("status", statusOf(resp)), errAttr(err))
+			return resp, err
+		}
+		if wait <= 0 {
+			wait = t.backoff(attempt)
+		}
+		t.logger.LogAttrs(ctx, slog.LevelInfo, "exchange: retrying Graph request",
+			slog.String("method", req.Method), slog.String("path", req.URL.Path),
+			slog.Int("attempt", attempt+1), slog.Int("status", statusOf(resp)),
+			slog.Duration("wait", wait), errAttr(err))
+		if resp != nil {
+			drain(resp)
+		}
+		if serr := t.wait(ctx, wait); serr != nil {
+			return nil, serr
+		}
+		attempt++
+	}
+}
+
+// shouldRetry classifies the outcome of one HTTP attempt: whether it is
+// worth another try, and how long the server asked to wait (its
+// Retry-After, in seconds or as an HTTP date), or 0 when it did not say,
+// in which case the caller backs off exponentially.
+//
+// Transient are: 429 Too Many Requests, 503 Service Unavailable and
+// 504 Gateway Timeout, which Graph documents as throttling or temporary
+// (https://learn.microsoft.com/graph/throttling,
+// https://learn.microsoft.com/graph/errors#http-status-codes), and
+// connections that drop or time out before a response arrives. A context
+// that ended is not retried.
+func shouldRetry(resp *http.Response, err error) (retry bool, wait time.Duration) {
+	if err != nil {
+		return isTransientNetError(err), 0
+	}
+	switch resp.StatusCode {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true, retryAfter(resp.Header.Get("Retry-After"))
+	}
+	return false, 0
+}
+
+// isTransientNetError reports whether err is a network failure that a new
+// attempt may not meet: a reset, refused or aborted connection, a
+// connection closed before the response (EOF), or a timeout.
+func isTransientNetError(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// retryAfter parses a Retry-After header: delay-seconds or an HTTP date
+// (RFC 9110 section 10.2.3). It returns 0 when absent or malformed.
+func retryAfter(v string) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(v); err == nil {
+		if s < 0 {
+			return 0
+		}
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// backoff returns the wait before retry number attempt+1 when the server
+// gave no Retry-After: minBackoff doubled per attempt, capped at
+// maxBackoff, with "equal jitter" (a random point in its upper half) so
+// that concurrent requests throttled together do not come back together.
+func (t *retryTransport) backoff(attempt int) time.Duration {
+	d := t.minBackoff
+	for i := 0; i < attempt && d < t.maxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, t.maxBackoff)
+	if d <= 0 {
+		return 0
+	}
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+func (t *retryTransport) wait(ctx context.Context, d time.Duration) error {
+	if t.sleep != nil {
+		return t.sleep(ctx, d)
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// isClaimsChallenge reports whether a 401 is a Continuous Access
+// Evaluation challenge (WWW-Authenticate: Bearer ... claims="...").
+func isClaimsChallenge(resp *http.Response) bool {
+	for _, v := range resp.Header.Values("WWW-Authenticate") {
+		if strings.Contains(strings.ToLower(v), "claims=") {
+			return true
+		}
+	}
+	return false
+}
+
+// drain reads a little of a response that is thrown away, so that its
+// connection can be reused, and closes it.
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+}
+
+func statusOf(resp *http.Response) int {
+	if resp == nil {
+		return 0
+	}
+	return resp.StatusCode
+}
+
+func errAttr(err error) slog.Attr {
+	if err == nil {
+		return slog.Attr{}
+	}
+	return slog.String("error", err.Error())
+}
