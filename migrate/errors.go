@@ -21,6 +21,10 @@ var (
 	// last run, so its UIDs name other messages. The folder is not copied
 	// again (that would duplicate it); the report says so.
 	ErrUIDValidityChanged = errors.New("UIDVALIDITY changed")
+	// ErrNoModSeq: a ChangeLister cannot list changes for this folder (the
+	// server lacks CONDSTORE, or forgot the mod-sequence); the Engine lists
+	// the whole folder instead.
+	ErrNoModSeq = errors.New("no mod-sequence for a delta listing")
 	// ErrBadItemLimit: a mailbox had more item failures than
 	// Options.BadItemLimit allows and was stopped.
 	ErrBadItemLimit = errors.New("bad item limit reached")

@@ -20,6 +20,8 @@ const (
 	EventFlagsUpdated              // a delta pass carried changed flags
 	EventFolderDone                // a source folder is done (Err set if it failed)
 	EventMailboxDone               // a mailbox is done (Err set if it failed)
+	EventThrottled                 // the sink was told to slow down (Reason; Bytes: the wait in milliseconds)
+	EventReconnected               // the source reopened a dropped connection (Err: why)
 )
 
 var eventNames = map[EventKind]string{
@@ -28,6 +30,7 @@ var eventNames = map[EventKind]string{
 	EventMessageSkipped: "message-skipped", EventMessageFailed: "message-failed",
 	EventMessageRepaired: "message-repaired", EventFlagsUpdated: "flags-updated",
 	EventFolderDone: "folder-done", EventMailboxDone: "mailbox-done",
+	EventThrottled: "throttled", EventReconnected: "reconnected",
 }
 
 // String returns the kind's name, such as "message-copied".

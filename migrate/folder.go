@@ -39,6 +39,12 @@ type Folder struct {
 	Messages int
 	// NoSelect marks a folder that holds no messages, only children.
 	NoSelect bool
+	// ModSeq is the folder's HIGHESTMODSEQ (IMAP CONDSTORE, RFC 7162), or
+	// 0 when the source has none. When it equals what the State recorded
+	// after the last complete pass, nothing in the folder changed.
+	ModSeq uint64
+	// Bytes is the total size of the folder's messages, or -1 when unknown.
+	Bytes int64
 }
 
 // Target is where a source folder goes in the sink mailbox.

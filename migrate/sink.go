@@ -2,9 +2,9 @@ package migrate
 
 import "context"
 
-// A Sink writes one mailbox. Put may be called from several goroutines at
-// once when the implementation documents that it allows it; the Engine of
-// this version calls it from one goroutine per mailbox.
+// A Sink writes one mailbox. Its methods may be called from several
+// goroutines at once: the Engine keeps up to Options.PutsPerMailbox Puts
+// in flight per mailbox.
 type Sink interface {
 	// EnsureFolder returns the id of the folder named name under the folder
 	// parentID ("" is the mailbox root), creating it if needed. With a role,
@@ -44,4 +44,18 @@ type MessageIDFinder interface {
 	// FindMessageID returns the ids of the items in folderID whose
 	// Message-ID header is messageID.
 	FindMessageID(ctx context.Context, folderID, messageID string) ([]string, error)
+}
+
+// FlagChange is one item's new flags, for BatchFlagSetter.
+type FlagChange struct {
+	ItemID string
+	Flags  []Flag
+}
+
+// A BatchFlagSetter is a FlagSetter that can change many items in fewer
+// requests (Graph's $batch). The Engine prefers it for delta passes.
+type BatchFlagSetter interface {
+	// SetFlagsBatch applies the changes and returns one error per change,
+	// in order (nil for success).
+	SetFlagsBatch(ctx context.Context, changes []FlagChange) []error
 }

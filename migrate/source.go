@@ -21,3 +21,28 @@ type Source interface {
 	// returns it.
 	Fetch(ctx context.Context, f Folder, uids []uint32, fn func(*Message) error) error
 }
+
+// A ChangeLister is a Source that can list only what changed in a folder
+// since an earlier pass (IMAP CONDSTORE/QRESYNC, RFC 7162). The Engine
+// uses it for delta passes when the State holds the folder's ModSeq from
+// a complete earlier pass; otherwise, or when ListChanges returns an error
+// matching ErrNoModSeq, it falls back to a full List.
+type ChangeLister interface {
+	// ListChanges calls fn, in ascending UID order, with every message of
+	// f added or whose flags changed since the mod-sequence since, and
+	// returns nothing else: unchanged messages are not reported.
+	ListChanges(ctx context.Context, f Folder, since uint64, fn func(MessageInfo) error) error
+}
+
+// An Observable backend reports events of its own (EventThrottled,
+// EventReconnected) through the function the Engine gives it once, before
+// a job uses it. The Engine fills in Mailbox and Time.
+type Observable interface {
+	Observe(func(Event))
+}
+
+// A ReconnectCounter is a Source that counts the connections it had to
+// reopen; the Engine puts the count in the MailboxReport.
+type ReconnectCounter interface {
+	Reconnects() int
+}

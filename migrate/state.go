@@ -32,6 +32,10 @@ type FolderState struct {
 	UIDValidity uint32
 	// Records holds one record per UID that was begun or committed.
 	Records map[uint32]Record
+	// ModSeq is the folder's HIGHESTMODSEQ at the end of the last pass
+	// that left nothing behind, 0 if none: the next pass may list only
+	// what changed since (see ChangeLister).
+	ModSeq uint64
 }
 
 // State remembers, across runs, which source messages were copied. It is
@@ -46,6 +50,8 @@ type State interface {
 	// Commit records that id was copied as itemID with flags (also used to
 	// record new flags after a delta pass).
 	Commit(ctx context.Context, mailbox string, id SourceID, itemID string, flags []Flag) error
+	// SetModSeq records the folder's HIGHESTMODSEQ after a complete pass.
+	SetModSeq(ctx context.Context, mailbox, folder string, uidValidity uint32, modSeq uint64) error
 }
 
 // MemoryState is a State held in memory, for tests and one-shot runs. The
@@ -81,7 +87,7 @@ func (s *MemoryState) Load(ctx context.Context, mailbox, folder string) (FolderS
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fs := s.folder(mailbox, folder)
-	out := FolderState{UIDValidity: fs.UIDValidity, Records: make(map[uint32]Record, len(fs.Records))}
+	out := FolderState{UIDValidity: fs.UIDValidity, ModSeq: fs.ModSeq, Records: make(map[uint32]Record, len(fs.Records))}
 	for uid, r := range fs.Records {
 		out.Records[uid] = r
 	}
@@ -99,6 +105,11 @@ func (s *MemoryState) Commit(ctx context.Context, mailbox string, id SourceID, i
 		return errors.New("migrate: commit without an item id")
 	}
 	return s.apply(stateLine{Op: "commit", Mailbox: mailbox, Folder: id.Folder, UIDValidity: id.UIDValidity, UID: id.UID, ItemID: itemID, Flags: flags})
+}
+
+// SetModSeq implements State.
+func (s *MemoryState) SetModSeq(ctx context.Context, mailbox, folder string, uidValidity uint32, modSeq uint64) error {
+	return s.apply(stateLine{Op: "modseq", Mailbox: mailbox, Folder: folder, UIDValidity: uidValidity, ModSeq: modSeq})
 }
 
 func (s *MemoryState) apply(l stateLine) error {
@@ -121,6 +132,7 @@ func (s *MemoryState) replay(l stateLine) {
 		// UIDs name other messages now.
 		fs.UIDValidity = l.UIDValidity
 		fs.Records = map[uint32]Record{}
+		fs.ModSeq = 0
 	}
 	switch l.Op {
 	case "begin":
@@ -129,6 +141,8 @@ func (s *MemoryState) replay(l stateLine) {
 		}
 	case "commit":
 		fs.Records[l.UID] = Record{UID: l.UID, ItemID: l.ItemID, Flags: l.Flags}
+	case "modseq":
+		fs.ModSeq = l.ModSeq
 	}
 }
 
@@ -141,6 +155,7 @@ type stateLine struct {
 	UID         uint32 `json:"uid"`
 	ItemID      string `json:"item,omitempty"`
 	Flags       []Flag `json:"flags,omitempty"`
+	ModSeq      uint64 `json:"modseq,omitempty"`
 }
 
 // FileState is a State kept in a journal file: one JSON line per change,
