@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -21,7 +20,8 @@ type Job struct {
 // Engine migrates mailboxes. It is safe for concurrent use; its Options
 // are fixed at creation.
 type Engine struct {
-	opts Options
+	opts    Options
+	eventMu sync.Mutex // serializes opts.OnEvent
 }
 
 // NewEngine returns an Engine with opts (nil means defaults).
@@ -63,8 +63,17 @@ func (e *Engine) Migrate(ctx context.Context, job Job) *MailboxReport {
 	m := &mailboxRun{Engine: e, job: job, rep: &MailboxReport{Mailbox: job.Mailbox, Started: time.Now()},
 		folderIDs: map[string]string{}}
 	m.emit(Event{Kind: EventMailboxStarted})
+	for _, backend := range []any{job.Source, job.Sink} {
+		if o, ok := backend.(Observable); ok {
+			o.Observe(m.emit)
+		}
+	}
 	err := m.run(ctx)
 	m.rep.Finished = time.Now()
+	if rc, ok := job.Source.(ReconnectCounter); ok {
+		m.rep.Reconnects = rc.Reconnects()
+	}
+	m.rep.Throttled = m.throttled
 	switch {
 	case err != nil:
 		m.rep.Status = StatusFailed
@@ -86,13 +95,23 @@ type mailboxRun struct {
 	rep            *MailboxReport
 	folderIDs      map[string]string // target path key -> sink folder id
 	roles          map[string]Role   // target path key -> role, from the mapping
-	failures       int
 	folderFailures int
+
+	mu        sync.Mutex // guards what the Put workers change: failures, rep.Problems, rep.Throttled
+	failures  int
+	throttled int
 }
 
 func (m *mailboxRun) emit(ev Event) {
 	ev.Time = time.Now()
 	ev.Mailbox = m.job.Mailbox
+	if ev.Kind == EventThrottled {
+		m.mu.Lock()
+		m.throttled++
+		m.mu.Unlock()
+	}
+	m.eventMu.Lock()
+	defer m.eventMu.Unlock()
 	m.opts.OnEvent(ev)
 }
 
@@ -154,230 +173,4 @@ func (m *mailboxRun) ensure(ctx context.Context, path []string) (string, error) 
 		parent = id
 	}
 	return parent, nil
-}
-
-func (m *mailboxRun) copyFolder(ctx context.Context, f Folder, t Target, fr *FolderReport) error {
-	folderID, err := m.ensure(ctx, t.Path)
-	if err != nil {
-		return err
-	}
-	if f.NoSelect {
-		return nil
-	}
-	st, err := m.opts.State.Load(ctx, m.job.Mailbox, f.Name)
-	if err != nil {
-		return fmt.Errorf("migrate: load state of %q: %w", f.Name, err)
-	}
-	if st.UIDValidity != 0 && st.UIDValidity != f.UIDValidity && len(st.Records) > 0 {
-		return fmt.Errorf("migrate: folder %q: was %d, is %d; not copied again to avoid duplicates: %w",
-			f.Name, st.UIDValidity, f.UIDValidity, ErrUIDValidityChanged)
-	}
-	fc := &folderCopy{mailboxRun: m, folder: f, target: t, folderID: folderID, st: st, rep: fr,
-		pending: map[uint32]MessageInfo{}}
-	if err := m.job.Source.List(ctx, f, fc.consider); err != nil {
-		return fmt.Errorf("migrate: list %q: %w", f.Name, err)
-	}
-	m.emit(Event{Kind: EventFolderStarted, Folder: f.Name, Target: t.Key(), Count: len(fc.toCopy)})
-	if err := fc.copyAll(ctx); err != nil {
-		return err
-	}
-	return fc.updateFlags(ctx)
-}
-
-// folderCopy is the state of one folder's copy.
-type folderCopy struct {
-	*mailboxRun
-	folder   Folder
-	target   Target
-	folderID string
-	st       FolderState
-	rep      *FolderReport
-	toCopy   []uint32               // UIDs to fetch and put, ascending
-	pending  map[uint32]MessageInfo // their metadata, until fetched
-	flagJobs []flagJob
-}
-
-type flagJob struct {
-	info   MessageInfo
-	itemID string
-}
-
-func (fc *folderCopy) id(uid uint32) SourceID {
-	return SourceID{Folder: fc.folder.Name, UIDValidity: fc.folder.UIDValidity, UID: uid}
-}
-
-// consider decides, for each listed message, whether it must be copied.
-func (fc *folderCopy) consider(info MessageInfo) error {
-	fc.rep.Listed++
-	rec, known := fc.st.Records[info.UID]
-	if known && rec.Committed() {
-		fc.rep.AlreadyCopied++
-		fc.seen(info)
-		if !SameFlags(rec.Flags, info.Flags) {
-			fc.flagJobs = append(fc.flagJobs, flagJob{info: info, itemID: rec.ItemID})
-		}
-		return nil
-	}
-	if reason := fc.opts.Filter.reason(info); reason != "" {
-		fc.rep.Filtered++
-		fc.emit(Event{Kind: EventMessageSkipped, Folder: fc.folder.Name, UID: info.UID, Reason: reason})
-		return nil
-	}
-	if known {
-		// Begun but never committed: a run stopped between Put and Commit.
-		// Repair happens in copyAll, where the sink may be asked.
-		fc.toCopy = append(fc.toCopy, info.UID)
-		fc.pending[info.UID] = info
-		fc.seen(info)
-		return nil
-	}
-	if fc.seen(info) {
-		fc.rep.Duplicates++
-		fc.emit(Event{Kind: EventMessageSkipped, Folder: fc.folder.Name, UID: info.UID, Reason: "duplicate of " + info.MessageID})
-		return nil
-	}
-	fc.toCopy = append(fc.toCopy, info.UID)
-	fc.pending[info.UID] = info
-	return nil
-}
-
-func (fc *folderCopy) seen(info MessageInfo) bool {
-	return fc.opts.Deduper != nil && fc.opts.Deduper.Seen(fc.job.Mailbox, fc.target, info)
-}
-
-// repair looks for the sink item of a message whose copy began in an
-// earlier run but was not committed: by watermark first, then by
-// Message-ID (a sink may have stored the item but not yet its watermark).
-// It returns the item id or "".
-func (fc *folderCopy) repair(ctx context.Context, info MessageInfo) (string, error) {
-	if w, ok := fc.job.Sink.(WatermarkFinder); ok {
-		id, err := w.FindWatermark(ctx, fc.folderID, fc.id(info.UID))
-		if err != nil || id != "" {
-			return id, err
-		}
-	}
-	if f, ok := fc.job.Sink.(MessageIDFinder); ok && info.MessageID != "" {
-		ids, err := f.FindMessageID(ctx, fc.folderID, info.MessageID)
-		if err != nil || len(ids) == 0 {
-			return "", err
-		}
-		return ids[0], nil
-	}
-	return "", nil
-}
-
-func (fc *folderCopy) copyAll(ctx context.Context) error {
-	sort.Slice(fc.toCopy, func(i, j int) bool { return fc.toCopy[i] < fc.toCopy[j] })
-	var fetch []uint32
-	for _, uid := range fc.toCopy {
-		info := fc.pending[uid]
-		if rec, ok := fc.st.Records[uid]; ok && !rec.Committed() {
-			itemID, err := fc.repair(ctx, info)
-			if err != nil {
-				return fmt.Errorf("migrate: look for an earlier copy of UID %d: %w", uid, err)
-			}
-			if itemID != "" {
-				if err := fc.opts.State.Commit(ctx, fc.job.Mailbox, fc.id(uid), itemID, nil); err != nil {
-					return err
-				}
-				fc.rep.Repaired++
-				fc.emit(Event{Kind: EventMessageRepaired, Folder: fc.folder.Name, UID: uid})
-				// Its flags are carried by the flag pass, as for any copied item.
-				fc.flagJobs = append(fc.flagJobs, flagJob{info: info, itemID: itemID})
-				delete(fc.pending, uid)
-				continue
-			}
-		}
-		fetch = append(fetch, uid)
-	}
-	for start := 0; start < len(fetch); start += fc.opts.FetchBatch {
-		batch := fetch[start:min(start+fc.opts.FetchBatch, len(fetch))]
-		put := func(msg *Message) error { return fc.put(ctx, msg) }
-		if err := fc.job.Source.Fetch(ctx, fc.folder, batch, put); err != nil {
-			return fmt.Errorf("migrate: fetch from %q: %w", fc.folder.Name, err)
-		}
-	}
-	// Whatever is still pending was listed but not delivered: it left the
-	// source between List and Fetch.
-	for _, uid := range fetch {
-		if info, ok := fc.pending[uid]; ok {
-			fc.rep.Vanished++
-			delete(fc.pending, uid)
-			fc.emit(Event{Kind: EventMessageSkipped, Folder: fc.folder.Name, UID: info.UID, Reason: "no longer on the source"})
-		}
-	}
-	return nil
-}
-
-// put copies one fetched message to the sink and commits it.
-func (fc *folderCopy) put(ctx context.Context, msg *Message) error {
-	info, ok := fc.pending[msg.UID]
-	if !ok {
-		return nil // not asked for, or delivered twice: never put twice
-	}
-	delete(fc.pending, msg.UID)
-	msg.ID = fc.id(msg.UID)
-	if msg.MessageID == "" {
-		msg.MessageID = info.MessageID
-	}
-	if fc.opts.Limiter != nil {
-		if err := fc.opts.Limiter.WaitN(ctx, 1); err != nil {
-			return err
-		}
-	}
-	if err := fc.opts.State.Begin(ctx, fc.job.Mailbox, msg.ID); err != nil {
-		return fmt.Errorf("migrate: state: %w", err)
-	}
-	itemID, err := fc.job.Sink.Put(ctx, fc.folderID, msg)
-	if err != nil {
-		if ctx.Err() != nil || errors.Is(err, ErrMailbox) {
-			return err
-		}
-		return fc.fail(msg, err)
-	}
-	if err := fc.opts.State.Commit(ctx, fc.job.Mailbox, msg.ID, itemID, msg.Flags); err != nil {
-		return fmt.Errorf("migrate: state: %w", err)
-	}
-	fc.rep.Copied++
-	fc.rep.Bytes += msg.Size
-	fc.emit(Event{Kind: EventMessageCopied, Folder: fc.folder.Name, Target: fc.target.Key(), UID: msg.UID, Bytes: msg.Size})
-	return nil
-}
-
-// fail records an item failure and applies the bad-item limit.
-func (fc *folderCopy) fail(msg *Message, err error) error {
-	fc.rep.Failed++
-	fc.failures++
-	merr := &MessageError{Mailbox: fc.job.Mailbox, Folder: fc.folder.Name, UID: msg.UID, Err: err}
-	fc.mailboxRun.rep.Problems = append(fc.mailboxRun.rep.Problems, Problem{
-		Folder: fc.folder.Name, UID: msg.UID, MessageID: msg.MessageID, Size: msg.Size, Reason: err.Error()})
-	fc.emit(Event{Kind: EventMessageFailed, Folder: fc.folder.Name, UID: msg.UID, Err: merr})
-	fc.opts.Logger.Warn("message not copied", "mailbox", fc.job.Mailbox, "folder", fc.folder.Name, "uid", msg.UID, "error", err)
-	if fc.opts.BadItemLimit > 0 && fc.failures > fc.opts.BadItemLimit {
-		return fmt.Errorf("migrate: %d messages failed: %w", fc.failures, ErrBadItemLimit)
-	}
-	return nil
-}
-
-// updateFlags carries flag changes to items copied earlier (the delta pass).
-func (fc *folderCopy) updateFlags(ctx context.Context) error {
-	setter, ok := fc.job.Sink.(FlagSetter)
-	if !ok || len(fc.flagJobs) == 0 {
-		return nil
-	}
-	for _, j := range fc.flagJobs {
-		if err := setter.SetFlags(ctx, j.itemID, j.info.Flags); err != nil {
-			if ctx.Err() != nil || errors.Is(err, ErrMailbox) {
-				return err
-			}
-			fc.opts.Logger.Warn("flags not updated", "mailbox", fc.job.Mailbox, "folder", fc.folder.Name, "uid", j.info.UID, "error", err)
-			continue
-		}
-		if err := fc.opts.State.Commit(ctx, fc.job.Mailbox, fc.id(j.info.UID), j.itemID, j.info.Flags); err != nil {
-			return fmt.Errorf("migrate: state: %w", err)
-		}
-		fc.rep.FlagsUpdated++
-		fc.emit(Event{Kind: EventFlagsUpdated, Folder: fc.folder.Name, UID: j.info.UID})
-	}
-	return nil
 }

@@ -24,9 +24,18 @@ type Options struct {
 	BadItemLimit int
 	// FetchBatch is how many UIDs go into one Source.Fetch call. Default 200.
 	FetchBatch int
-	// OnEvent, if set, receives progress events. It is called from the
-	// Engine's goroutines, possibly from several at once (one per mailbox),
-	// and must return quickly.
+	// PutsPerMailbox is how many Sink.Put calls run at once per mailbox.
+	// Exchange Online allows 4 concurrent requests per app per mailbox.
+	// Above 1, bodies are read into memory (within MaxBytesInFlight) so
+	// that the source streams on while the sink works. Default 4.
+	PutsPerMailbox int
+	// MaxBytesInFlight bounds the message bytes held in memory per mailbox
+	// while waiting for or in a Put. A message larger than this is put
+	// alone, streamed from the source. Default 64 MiB.
+	MaxBytesInFlight int64
+	// OnEvent, if set, receives progress events. The Engine calls it from
+	// its goroutines but never from two at once, so it needs no locking;
+	// it must return quickly, since the migration waits for it.
 	OnEvent func(Event)
 	// Logger receives the Engine's logs. Default: discarded.
 	Logger *slog.Logger
@@ -48,6 +57,12 @@ func (o *Options) withDefaults() Options {
 	}
 	if out.FetchBatch <= 0 {
 		out.FetchBatch = 200
+	}
+	if out.PutsPerMailbox <= 0 {
+		out.PutsPerMailbox = 4
+	}
+	if out.MaxBytesInFlight <= 0 {
+		out.MaxBytesInFlight = 64 << 20
 	}
 	if out.OnEvent == nil {
 		out.OnEvent = func(Event) {}

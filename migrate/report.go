@@ -37,6 +37,10 @@ type MailboxReport struct {
 	Folders  []*FolderReport `json:"folders"`
 	// Problems lists every message that was not copied, with the reason.
 	Problems []Problem `json:"problems,omitempty"`
+	// Reconnects is how many times the source reopened a dropped connection.
+	Reconnects int `json:"reconnects"`
+	// Throttled is how many times the sink was told to slow down.
+	Throttled int `json:"throttled"`
 }
 
 // FolderReport is the outcome of one source folder.
@@ -63,8 +67,12 @@ type FolderReport struct {
 	// Vanished were listed but gone from the source when fetched.
 	Vanished int `json:"vanished"`
 	// FlagsUpdated is the number of sink items whose flags a delta pass changed.
-	FlagsUpdated int    `json:"flagsUpdated"`
-	Err          string `json:"error,omitempty"`
+	FlagsUpdated int `json:"flagsUpdated"`
+	// Pass is how the folder was read: "full" (every message listed),
+	// "changes" (only what changed since the last complete pass, see
+	// ChangeLister) or "unchanged" (its mod-sequence had not moved).
+	Pass string `json:"pass,omitempty"`
+	Err  string `json:"error,omitempty"`
 }
 
 // Problem is a message that was not copied.

@@ -18,6 +18,11 @@ import (
 type Source struct {
 	mu      sync.Mutex
 	folders []*memFolder
+	// NoModSeq makes the Source behave like a server without CONDSTORE:
+	// folders have no ModSeq and ListChanges fails with migrate.ErrNoModSeq.
+	NoModSeq bool
+	// Lists and ChangeLists count the calls to List and ListChanges.
+	Lists, ChangeLists int
 	// FetchErr, if set, is called before each message is delivered by
 	// Fetch; an error it returns ends the Fetch (a dropped connection).
 	FetchErr func(f migrate.Folder, uid uint32) error
@@ -26,15 +31,20 @@ type Source struct {
 type memFolder struct {
 	info    migrate.Folder
 	nextUID uint32
+	modSeq  uint64 // the folder's HIGHESTMODSEQ
 	msgs    []*memMessage
 }
 
 type memMessage struct {
-	info migrate.MessageInfo
-	raw  []byte
+	info   migrate.MessageInfo
+	raw    []byte
+	modSeq uint64 // when it was added or its flags last changed
 }
 
-var _ migrate.Source = (*Source)(nil)
+var (
+	_ migrate.Source       = (*Source)(nil)
+	_ migrate.ChangeLister = (*Source)(nil)
+)
 
 // NewSource returns a Source holding the fixture's folders and messages.
 func NewSource(fx *Fixture) *Source {
@@ -74,7 +84,8 @@ func (s *Source) find(name string) *memFolder {
 func (f *memFolder) append(m FixtureMessage) uint32 {
 	uid := f.nextUID
 	f.nextUID++
-	f.msgs = append(f.msgs, &memMessage{raw: bytes.Clone(m.Raw), info: migrate.MessageInfo{
+	f.modSeq++
+	f.msgs = append(f.msgs, &memMessage{raw: bytes.Clone(m.Raw), modSeq: f.modSeq, info: migrate.MessageInfo{
 		UID: uid, Flags: slices.Clone(m.Flags), InternalDate: m.InternalDate, Size: int64(len(m.Raw)), MessageID: m.MessageID()}})
 	return uid
 }
@@ -97,7 +108,10 @@ func (s *Source) SetFlags(folder string, uid uint32, flags []migrate.Flag) error
 	defer s.mu.Unlock()
 	m, err := s.message(folder, uid)
 	if err == nil {
+		f := s.find(folder)
+		f.modSeq++
 		m.info.Flags = slices.Clone(flags)
+		m.modSeq = f.modSeq
 	}
 	return err
 }
@@ -111,6 +125,7 @@ func (s *Source) Expunge(folder string, uid uint32) error {
 		return fmt.Errorf("migratetest: no folder %q", folder)
 	}
 	f.msgs = slices.DeleteFunc(f.msgs, func(m *memMessage) bool { return m.info.UID == uid })
+	f.modSeq++
 	return nil
 }
 
@@ -150,6 +165,13 @@ func (s *Source) Folders(ctx context.Context) ([]migrate.Folder, error) {
 		fi.Path = slices.Clone(fi.Path)
 		if !fi.NoSelect {
 			fi.Messages = len(f.msgs)
+			fi.Bytes = 0
+			for _, m := range f.msgs {
+				fi.Bytes += int64(len(m.raw))
+			}
+			if !s.NoModSeq {
+				fi.ModSeq = f.modSeq
+			}
 		}
 		out = append(out, fi)
 	}
@@ -178,11 +200,34 @@ func (s *Source) selectFolder(f migrate.Folder) ([]memMessage, error) {
 
 // List implements migrate.Source.
 func (s *Source) List(ctx context.Context, f migrate.Folder, fn func(migrate.MessageInfo) error) error {
+	s.mu.Lock()
+	s.Lists++
+	s.mu.Unlock()
+	return s.list(ctx, f, 0, fn)
+}
+
+// ListChanges implements migrate.ChangeLister, as CONDSTORE's
+// UID FETCH 1:* (FLAGS) (CHANGEDSINCE since) would.
+func (s *Source) ListChanges(ctx context.Context, f migrate.Folder, since uint64, fn func(migrate.MessageInfo) error) error {
+	s.mu.Lock()
+	s.ChangeLists++
+	noModSeq := s.NoModSeq
+	s.mu.Unlock()
+	if noModSeq {
+		return fmt.Errorf("migratetest: %q: %w", f.Name, migrate.ErrNoModSeq)
+	}
+	return s.list(ctx, f, since, fn)
+}
+
+func (s *Source) list(ctx context.Context, f migrate.Folder, since uint64, fn func(migrate.MessageInfo) error) error {
 	msgs, err := s.selectFolder(f)
 	if err != nil {
 		return err
 	}
 	for _, m := range msgs {
+		if m.modSeq <= since {
+			continue
+		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}

@@ -1,0 +1,382 @@
+package migrate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
+)
+
+// flagBatch is how many flag changes go to a BatchFlagSetter at once.
+const flagBatch = 200
+
+func (m *mailboxRun) copyFolder(ctx context.Context, f Folder, t Target, fr *FolderReport) error {
+	folderID, err := m.ensure(ctx, t.Path)
+	if err != nil {
+		return err
+	}
+	if f.NoSelect {
+		return nil
+	}
+	st, err := m.opts.State.Load(ctx, m.job.Mailbox, f.Name)
+	if err != nil {
+		return fmt.Errorf("migrate: load state of %q: %w", f.Name, err)
+	}
+	if st.UIDValidity != 0 && st.UIDValidity != f.UIDValidity && len(st.Records) > 0 {
+		return fmt.Errorf("migrate: folder %q: UIDVALIDITY was %d, is %d; not copied again to avoid duplicates: %w",
+			f.Name, st.UIDValidity, f.UIDValidity, ErrUIDValidityChanged)
+	}
+	fc := &folderCopy{mailboxRun: m, folder: f, target: t, folderID: folderID, st: st, rep: fr,
+		pending: map[uint32]MessageInfo{}}
+	if err := fc.list(ctx); err != nil {
+		return err
+	}
+	m.emit(Event{Kind: EventFolderStarted, Folder: f.Name, Target: t.Key(), Count: len(fc.toCopy)})
+	if err := fc.copyAll(ctx); err != nil {
+		return err
+	}
+	if err := fc.updateFlags(ctx); err != nil {
+		return err
+	}
+	// A pass that left nothing behind lets the next one list only changes.
+	if f.ModSeq != 0 && fr.Failed == 0 && fr.Pass != "unchanged" && f.ModSeq != st.ModSeq {
+		if err := m.opts.State.SetModSeq(ctx, m.job.Mailbox, f.Name, f.UIDValidity, f.ModSeq); err != nil {
+			return fmt.Errorf("migrate: state: %w", err)
+		}
+	}
+	return nil
+}
+
+// folderCopy is the state of one folder's copy.
+type folderCopy struct {
+	*mailboxRun
+	folder   Folder
+	target   Target
+	folderID string
+	st       FolderState
+	rep      *FolderReport          // guarded by mailboxRun.mu once Puts run
+	toCopy   []uint32               // UIDs to fetch and put
+	pending  map[uint32]MessageInfo // their metadata, until fetched (fetching goroutine only)
+	flagJobs []FlagChange
+	flagInfo []MessageInfo // the source message of each flag job
+}
+
+func (fc *folderCopy) id(uid uint32) SourceID {
+	return SourceID{Folder: fc.folder.Name, UIDValidity: fc.folder.UIDValidity, UID: uid}
+}
+
+// list reads the folder's messages and decides what to copy: only what
+// changed since the last complete pass when the source and the State
+// allow it, else everything.
+func (fc *folderCopy) list(ctx context.Context) error {
+	f, st := fc.folder, fc.st
+	if f.ModSeq != 0 && st.ModSeq != 0 && st.UIDValidity == f.UIDValidity {
+		if f.ModSeq == st.ModSeq {
+			fc.rep.Pass = "unchanged"
+			fc.rep.AlreadyCopied = countCommitted(st)
+			return nil
+		}
+		if cl, ok := fc.job.Source.(ChangeLister); ok {
+			fc.rep.Pass = "changes"
+			err := cl.ListChanges(ctx, f, st.ModSeq, fc.consider)
+			if err == nil {
+				return nil
+			}
+			if !errors.Is(err, ErrNoModSeq) {
+				return fmt.Errorf("migrate: list changes in %q: %w", f.Name, err)
+			}
+			// Start again with a full listing.
+			*fc.rep = FolderReport{Source: fc.rep.Source, Target: fc.rep.Target}
+			fc.toCopy, fc.pending, fc.flagJobs, fc.flagInfo = nil, map[uint32]MessageInfo{}, nil, nil
+		}
+	}
+	fc.rep.Pass = "full"
+	if err := fc.job.Source.List(ctx, f, fc.consider); err != nil {
+		return fmt.Errorf("migrate: list %q: %w", f.Name, err)
+	}
+	return nil
+}
+
+func countCommitted(st FolderState) int {
+	n := 0
+	for _, r := range st.Records {
+		if r.Committed() {
+			n++
+		}
+	}
+	return n
+}
+
+// consider decides, for each listed message, whether it must be copied.
+func (fc *folderCopy) consider(info MessageInfo) error {
+	fc.rep.Listed++
+	rec, known := fc.st.Records[info.UID]
+	if known && rec.Committed() {
+		fc.rep.AlreadyCopied++
+		fc.seen(info)
+		if !SameFlags(rec.Flags, info.Flags) {
+			fc.flagJobs = append(fc.flagJobs, FlagChange{ItemID: rec.ItemID, Flags: info.Flags})
+			fc.flagInfo = append(fc.flagInfo, info)
+		}
+		return nil
+	}
+	if reason := fc.opts.Filter.reason(info); reason != "" {
+		fc.rep.Filtered++
+		fc.emit(Event{Kind: EventMessageSkipped, Folder: fc.folder.Name, UID: info.UID, Reason: reason})
+		return nil
+	}
+	if known {
+		// Begun but never committed: a run stopped between Put and Commit.
+		// Repair happens in copyAll, where the sink may be asked.
+		fc.toCopy = append(fc.toCopy, info.UID)
+		fc.pending[info.UID] = info
+		fc.seen(info)
+		return nil
+	}
+	if fc.seen(info) {
+		fc.rep.Duplicates++
+		fc.emit(Event{Kind: EventMessageSkipped, Folder: fc.folder.Name, UID: info.UID, Reason: "duplicate of " + info.MessageID})
+		return nil
+	}
+	fc.toCopy = append(fc.toCopy, info.UID)
+	fc.pending[info.UID] = info
+	return nil
+}
+
+func (fc *folderCopy) seen(info MessageInfo) bool {
+	return fc.opts.Deduper != nil && fc.opts.Deduper.Seen(fc.job.Mailbox, fc.target, info)
+}
+
+// repair looks for the sink item of a message whose copy began in an
+// earlier run but was not committed: by watermark first, then by
+// Message-ID (a sink may have stored the item but not yet its watermark).
+// It returns the item id or "".
+func (fc *folderCopy) repair(ctx context.Context, info MessageInfo) (string, error) {
+	if w, ok := fc.job.Sink.(WatermarkFinder); ok {
+		id, err := w.FindWatermark(ctx, fc.folderID, fc.id(info.UID))
+		if err != nil || id != "" {
+			return id, err
+		}
+	}
+	if f, ok := fc.job.Sink.(MessageIDFinder); ok && info.MessageID != "" {
+		ids, err := f.FindMessageID(ctx, fc.folderID, info.MessageID)
+		if err != nil || len(ids) == 0 {
+			return "", err
+		}
+		return ids[0], nil
+	}
+	return "", nil
+}
+
+// copyAll repairs interrupted copies, then fetches and puts the rest:
+// Options.PutsPerMailbox Puts at once, fed by one fetching goroutine
+// that holds at most Options.MaxBytesInFlight bytes of bodies.
+func (fc *folderCopy) copyAll(ctx context.Context) error {
+	slices.Sort(fc.toCopy)
+	var fetch []uint32
+	for _, uid := range fc.toCopy {
+		info := fc.pending[uid]
+		if rec, ok := fc.st.Records[uid]; ok && !rec.Committed() {
+			itemID, err := fc.repair(ctx, info)
+			if err != nil {
+				return fmt.Errorf("migrate: look for an earlier copy of UID %d: %w", uid, err)
+			}
+			if itemID != "" {
+				if err := fc.opts.State.Commit(ctx, fc.job.Mailbox, fc.id(uid), itemID, nil); err != nil {
+					return err
+				}
+				fc.rep.Repaired++
+				fc.emit(Event{Kind: EventMessageRepaired, Folder: fc.folder.Name, UID: uid})
+				// Its flags are carried by the flag pass, as for any copied item.
+				fc.flagJobs = append(fc.flagJobs, FlagChange{ItemID: itemID, Flags: info.Flags})
+				fc.flagInfo = append(fc.flagInfo, info)
+				delete(fc.pending, uid)
+				continue
+			}
+		}
+		fetch = append(fetch, uid)
+	}
+	if len(fetch) == 0 {
+		return nil
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	workers := fc.opts.PutsPerMailbox
+	inFlight := semaphore.NewWeighted(fc.opts.MaxBytesInFlight)
+	jobs := make(chan *Message)
+	for range workers {
+		g.Go(func() error {
+			for msg := range jobs {
+				err := fc.put(gctx, msg)
+				inFlight.Release(weight(msg.Size, fc.opts.MaxBytesInFlight))
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	dispatch := func(msg *Message) error {
+		if _, ok := fc.pending[msg.UID]; !ok {
+			return nil // not asked for, or delivered twice: never put twice
+		}
+		info := fc.pending[msg.UID]
+		delete(fc.pending, msg.UID)
+		msg.ID = fc.id(msg.UID)
+		if msg.MessageID == "" {
+			msg.MessageID = info.MessageID
+		}
+		if msg.Size <= 0 {
+			msg.Size = info.Size
+		}
+		w := weight(msg.Size, fc.opts.MaxBytesInFlight)
+		if err := inFlight.Acquire(gctx, w); err != nil {
+			return err
+		}
+		if workers == 1 || w == fc.opts.MaxBytesInFlight {
+			// Alone in flight: stream it straight from the source.
+			err := fc.put(gctx, msg)
+			inFlight.Release(w)
+			return err
+		}
+		body, err := io.ReadAll(msg.Body)
+		if err != nil {
+			inFlight.Release(w)
+			return fmt.Errorf("migrate: read UID %d from %q: %w", msg.UID, fc.folder.Name, err)
+		}
+		buffered := *msg
+		buffered.Body = bytes.NewReader(body)
+		select {
+		case jobs <- &buffered:
+			return nil
+		case <-gctx.Done():
+			inFlight.Release(w)
+			return gctx.Err()
+		}
+	}
+	var fetchErr error
+	for start := 0; start < len(fetch) && fetchErr == nil; start += fc.opts.FetchBatch {
+		batch := fetch[start:min(start+fc.opts.FetchBatch, len(fetch))]
+		if err := fc.job.Source.Fetch(gctx, fc.folder, batch, dispatch); err != nil {
+			fetchErr = fmt.Errorf("migrate: fetch from %q: %w", fc.folder.Name, err)
+		}
+	}
+	close(jobs)
+	if err := g.Wait(); err != nil {
+		return err // a Put's error says more than the fetch it cancelled
+	}
+	if fetchErr != nil {
+		return fetchErr
+	}
+	// Whatever is still pending was listed but not delivered: it left the
+	// source between List and Fetch.
+	for _, uid := range fetch {
+		if info, ok := fc.pending[uid]; ok {
+			fc.rep.Vanished++
+			delete(fc.pending, uid)
+			fc.emit(Event{Kind: EventMessageSkipped, Folder: fc.folder.Name, UID: info.UID, Reason: "no longer on the source"})
+		}
+	}
+	return nil
+}
+
+// weight is what a message of size bytes takes of the in-flight budget:
+// its size, at least 1, at most the whole budget.
+func weight(size, budget int64) int64 {
+	return min(max(size, 1), budget)
+}
+
+// put copies one fetched message to the sink and commits it. Several run
+// at once.
+func (fc *folderCopy) put(ctx context.Context, msg *Message) error {
+	if fc.opts.Limiter != nil {
+		if err := fc.opts.Limiter.WaitN(ctx, 1); err != nil {
+			return err
+		}
+	}
+	if err := fc.opts.State.Begin(ctx, fc.job.Mailbox, msg.ID); err != nil {
+		return fmt.Errorf("migrate: state: %w", err)
+	}
+	itemID, err := fc.job.Sink.Put(ctx, fc.folderID, msg)
+	if err != nil {
+		if ctx.Err() != nil || errors.Is(err, ErrMailbox) {
+			return err
+		}
+		return fc.fail(msg, err)
+	}
+	if err := fc.opts.State.Commit(ctx, fc.job.Mailbox, msg.ID, itemID, msg.Flags); err != nil {
+		return fmt.Errorf("migrate: state: %w", err)
+	}
+	fc.mu.Lock()
+	fc.rep.Copied++
+	fc.rep.Bytes += msg.Size
+	fc.mu.Unlock()
+	fc.emit(Event{Kind: EventMessageCopied, Folder: fc.folder.Name, Target: fc.target.Key(), UID: msg.UID, Bytes: msg.Size})
+	return nil
+}
+
+// fail records an item failure and applies the bad-item limit.
+func (fc *folderCopy) fail(msg *Message, err error) error {
+	merr := &MessageError{Mailbox: fc.job.Mailbox, Folder: fc.folder.Name, UID: msg.UID, Err: err}
+	fc.mu.Lock()
+	fc.rep.Failed++
+	fc.failures++
+	failures := fc.failures
+	fc.mailboxRun.rep.Problems = append(fc.mailboxRun.rep.Problems, Problem{
+		Folder: fc.folder.Name, UID: msg.UID, MessageID: msg.MessageID, Size: msg.Size, Reason: err.Error()})
+	fc.mu.Unlock()
+	fc.emit(Event{Kind: EventMessageFailed, Folder: fc.folder.Name, UID: msg.UID, Err: merr})
+	fc.opts.Logger.Warn("message not copied", "mailbox", fc.job.Mailbox, "folder", fc.folder.Name, "uid", msg.UID, "error", err)
+	if fc.opts.BadItemLimit > 0 && failures > fc.opts.BadItemLimit {
+		return fmt.Errorf("migrate: %d messages failed: %w", failures, ErrBadItemLimit)
+	}
+	return nil
+}
+
+// updateFlags carries flag changes to items copied earlier (the delta
+// pass), in batches where the sink can take them.
+func (fc *folderCopy) updateFlags(ctx context.Context) error {
+	if len(fc.flagJobs) == 0 {
+		return nil
+	}
+	var apply func(ctx context.Context, changes []FlagChange) []error
+	switch s := fc.job.Sink.(type) {
+	case BatchFlagSetter:
+		apply = s.SetFlagsBatch
+	case FlagSetter:
+		apply = func(ctx context.Context, changes []FlagChange) []error {
+			errs := make([]error, len(changes))
+			for i, c := range changes {
+				errs[i] = s.SetFlags(ctx, c.ItemID, c.Flags)
+			}
+			return errs
+		}
+	default:
+		return nil
+	}
+	for start := 0; start < len(fc.flagJobs); start += flagBatch {
+		end := min(start+flagBatch, len(fc.flagJobs))
+		errs := apply(ctx, fc.flagJobs[start:end])
+		for i, err := range errs {
+			info, change := fc.flagInfo[start+i], fc.flagJobs[start+i]
+			if err != nil {
+				if ctx.Err() != nil || errors.Is(err, ErrMailbox) {
+					return err
+				}
+				fc.opts.Logger.Warn("flags not updated", "mailbox", fc.job.Mailbox, "folder", fc.folder.Name, "uid", info.UID, "error", err)
+				continue
+			}
+			if err := fc.opts.State.Commit(ctx, fc.job.Mailbox, fc.id(info.UID), change.ItemID, info.Flags); err != nil {
+				return fmt.Errorf("migrate: state: %w", err)
+			}
+			fc.rep.FlagsUpdated++
+			fc.emit(Event{Kind: EventFlagsUpdated, Folder: fc.folder.Name, UID: info.UID})
+		}
+	}
+	return nil
+}

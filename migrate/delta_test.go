@@ -1,0 +1,201 @@
+package migrate_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailferry/mailferry/migrate"
+	"github.com/mailferry/mailferry/migrate/migratetest"
+)
+
+func TestEngineDeltaPassListsOnlyChanges(t *testing.T) {
+	for _, condstore := range []bool{true, false} {
+		name := map[bool]string{true: "condstore", false: "no-condstore"}[condstore]
+		t.Run(name, func(t *testing.T) {
+			fx := migratetest.Sample()
+			src, sink := migratetest.NewSource(fx), migratetest.NewSink()
+			src.NoModSeq = !condstore
+			eng := migrate.NewEngine(nil)
+			job := migrate.Job{Mailbox: "a", Source: src, Sink: sink}
+			ctx := context.Background()
+			eng.Run(ctx, job)
+			lists := src.Lists
+
+			// Nothing changed: with CONDSTORE no folder is even listed.
+			rep := eng.Run(ctx, job)
+			if tot := rep.Totals(); tot.Copied != 0 || tot.AlreadyCopied != fx.Count() {
+				t.Errorf("idle pass: %+v", tot)
+			}
+			if condstore && src.Lists != lists {
+				t.Errorf("idle pass listed %d folders in full", src.Lists-lists)
+			}
+
+			// One new message in INBOX, one flag change in Projects/2024.
+			src.Append([]string{"INBOX"}, migratetest.FixtureMessage{Raw: []byte("Message-ID: <new@x>\r\n\r\nnew\r\n"), InternalDate: time.Now()})
+			if err := src.SetFlags("Projects/2024", 2, []migrate.Flag{migrate.FlagSeen}); err != nil {
+				t.Fatal(err)
+			}
+			lists, changeLists := src.Lists, src.ChangeLists
+			rep = eng.Run(ctx, job)
+			tot := rep.Totals()
+			if tot.Copied != 1 || tot.FlagsUpdated != 1 || rep.Lost() {
+				t.Errorf("delta pass: %+v", tot)
+			}
+			if condstore {
+				if src.Lists != lists || src.ChangeLists-changeLists != 2 {
+					t.Errorf("delta pass: %d full lists, %d change lists; want 0 and 2", src.Lists-lists, src.ChangeLists-changeLists)
+				}
+				if tot.Listed != 2 {
+					t.Errorf("delta pass listed %d messages, want the 2 that changed", tot.Listed)
+				}
+				for _, f := range rep.Mailboxes[0].Folders {
+					want := "unchanged"
+					if f.Source == "INBOX" || f.Source == "Projects/2024" {
+						want = "changes"
+					}
+					if f.Pass != want {
+						t.Errorf("%s: pass %q, want %q", f.Source, f.Pass, want)
+					}
+				}
+			} else if src.Lists == lists {
+				t.Errorf("without CONDSTORE the folders were not listed in full")
+			}
+			if sink.Puts != fx.Count()+1 {
+				t.Errorf("sink got %d puts, want %d", sink.Puts, fx.Count()+1)
+			}
+		})
+	}
+}
+
+// slowSink counts how many Puts run at once and how many bytes they hold.
+type slowSink struct {
+	*migratetest.Sink
+	mu                sync.Mutex
+	active, maxActive int
+	bytes, maxBytes   int64
+	delay             time.Duration
+	failMailboxAfter  int
+	puts              int
+}
+
+func (s *slowSink) Put(ctx context.Context, folderID string, m *migrate.Message) (string, error) {
+	s.mu.Lock()
+	s.active++
+	s.bytes += m.Size
+	s.maxActive = max(s.maxActive, s.active)
+	s.maxBytes = max(s.maxBytes, s.bytes)
+	s.puts++
+	fail := s.failMailboxAfter > 0 && s.puts > s.failMailboxAfter
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.active--
+		s.bytes -= m.Size
+		s.mu.Unlock()
+	}()
+	time.Sleep(s.delay)
+	if fail {
+		return "", migrate.MailboxError(errors.New("ErrorQuotaExceeded"))
+	}
+	return s.Sink.Put(ctx, folderID, m)
+}
+
+func bigFixture(n, size int) *migratetest.Fixture {
+	fx := &migratetest.Fixture{Folders: []migratetest.FixtureFolder{{Path: []string{"INBOX"}, Role: migrate.RoleInbox}}}
+	for i := range n {
+		raw := make([]byte, size)
+		copy(raw, "Message-ID: <m"+string(rune('a'+i%26))+string(rune('a'+i/26))+"@x>\r\n\r\n")
+		for j := 40; j < size; j++ {
+			raw[j] = 'x'
+		}
+		fx.Folders[0].Messages = append(fx.Folders[0].Messages, migratetest.FixtureMessage{Raw: raw, InternalDate: time.Unix(int64(i), 0)})
+	}
+	return fx
+}
+
+func TestEngineConcurrentPutsWithinBounds(t *testing.T) {
+	fx := bigFixture(40, 1000)
+	for _, tc := range []struct {
+		puts       int
+		maxBytes   int64
+		wantActive int
+	}{
+		{puts: 4, maxBytes: 64 << 20, wantActive: 4},
+		{puts: 1, maxBytes: 64 << 20, wantActive: 1},
+		{puts: 8, maxBytes: 2500, wantActive: 2}, // two 1000-byte bodies fit, three do not
+	} {
+		sink := &slowSink{Sink: migratetest.NewSink(), delay: 5 * time.Millisecond}
+		rep := migrate.NewEngine(&migrate.Options{PutsPerMailbox: tc.puts, MaxBytesInFlight: tc.maxBytes}).
+			Run(context.Background(), migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: sink})
+		if rep.Lost() || sink.Sink.Puts != 40 {
+			t.Fatalf("puts=%d: %s, %d stored", tc.puts, rep.Mailboxes[0].Status, sink.Sink.Puts)
+		}
+		if sink.maxActive != tc.wantActive {
+			t.Errorf("puts=%d maxBytes=%d: %d Puts at once, want %d", tc.puts, tc.maxBytes, sink.maxActive, tc.wantActive)
+		}
+		if sink.maxBytes > tc.maxBytes {
+			t.Errorf("puts=%d: %d bytes in Puts at once, bound %d", tc.puts, sink.maxBytes, tc.maxBytes)
+		}
+	}
+}
+
+func TestEngineMailboxErrorStopsConcurrentPuts(t *testing.T) {
+	sink := &slowSink{Sink: migratetest.NewSink(), delay: time.Millisecond, failMailboxAfter: 5}
+	rep := migrate.NewEngine(nil).Run(context.Background(), migrate.Job{Mailbox: "a", Source: migratetest.NewSource(bigFixture(200, 500)), Sink: sink})
+	if mr := rep.Mailboxes[0]; mr.Status != migrate.StatusFailed || len(mr.Problems) != 0 {
+		t.Errorf("status %s, %d problems", mr.Status, len(mr.Problems))
+	}
+	if sink.puts > 5+4+1 {
+		t.Errorf("%d Puts were attempted after the mailbox failed at the 6th", sink.puts)
+	}
+}
+
+// chattySource is a Source that reports reconnects, as imapsrc does.
+type chattySource struct {
+	*migratetest.Source
+	emit func(migrate.Event)
+}
+
+func (c *chattySource) Observe(f func(migrate.Event)) { c.emit = f }
+func (c *chattySource) Reconnects() int               { return 2 }
+func (c *chattySource) Folders(ctx context.Context) ([]migrate.Folder, error) {
+	c.emit(migrate.Event{Kind: migrate.EventReconnected, Err: errors.New("BYE")})
+	return c.Source.Folders(ctx)
+}
+
+// throttledSink is a Sink that reports being throttled, as exchange does.
+type throttledSink struct {
+	*migratetest.Sink
+	emit func(migrate.Event)
+}
+
+func (s *throttledSink) Observe(f func(migrate.Event)) { s.emit = f }
+func (s *throttledSink) Put(ctx context.Context, folderID string, m *migrate.Message) (string, error) {
+	s.emit(migrate.Event{Kind: migrate.EventThrottled, Reason: "429", Bytes: 1000})
+	return s.Sink.Put(ctx, folderID, m)
+}
+
+func TestEngineBackendEvents(t *testing.T) {
+	fx := migratetest.Sample()
+	var kinds = map[migrate.EventKind]int{}
+	var mailboxes = map[string]bool{}
+	eng := migrate.NewEngine(&migrate.Options{OnEvent: func(e migrate.Event) {
+		kinds[e.Kind]++
+		mailboxes[e.Mailbox] = true
+		if e.Time.IsZero() {
+			t.Errorf("event %s without a time", e.Kind)
+		}
+	}})
+	rep := eng.Run(context.Background(), migrate.Job{Mailbox: "alice",
+		Source: &chattySource{Source: migratetest.NewSource(fx)}, Sink: &throttledSink{Sink: migratetest.NewSink()}})
+	mr := rep.Mailboxes[0]
+	if kinds[migrate.EventReconnected] != 1 || kinds[migrate.EventThrottled] != fx.Count() || !mailboxes["alice"] || len(mailboxes) != 1 {
+		t.Errorf("events %v, mailboxes %v", kinds, mailboxes)
+	}
+	if mr.Reconnects != 2 || mr.Throttled != fx.Count() {
+		t.Errorf("report: %d reconnects, %d throttled", mr.Reconnects, mr.Throttled)
+	}
+}
