@@ -5,10 +5,6 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
-	"time"
-
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/mailferry/mailferry/exchange"
 	"github.com/mailferry/mailferry/exchange/exchangetest"
@@ -18,12 +14,6 @@ import (
 	"github.com/mailferry/mailferry/migrate"
 	"github.com/mailferry/mailferry/migrate/migratetest"
 )
-
-type staticToken string
-
-func (s staticToken) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
-	return azcore.AccessToken{Token: string(s), ExpiresOn: time.Now().Add(time.Hour)}, nil
-}
 
 const target = "alice@contoso.com"
 
@@ -48,7 +38,7 @@ func newWorld(t *testing.T) *world {
 	graph.AddMailbox(target)
 	src := imapsrc.New(&imapsrc.Options{Addr: dc.Addr(), Security: imapsrc.Plaintext, Username: "alice", Password: "dovecot-pw"})
 	t.Cleanup(func() { src.Close() })
-	client, err := exchange.NewClient(&exchange.Options{Credential: staticToken("e2e"), BaseURL: graph.URL()})
+	client, err := exchange.NewClient(&exchange.Options{Credential: exchange.StaticToken("e2e"), BaseURL: graph.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}

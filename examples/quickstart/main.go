@@ -16,9 +16,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-
 	"github.com/mailferry/mailferry/exchange"
 	"github.com/mailferry/mailferry/exchange/exchangetest"
 	"github.com/mailferry/mailferry/imapsrc"
@@ -69,7 +66,7 @@ func run() error {
 		Password: imapPassword,
 	})
 	defer src.Close()
-	client, err := exchange.NewClient(&exchange.Options{Credential: staticToken("quickstart-token"), BaseURL: graph.URL()})
+	client, err := exchange.NewClient(&exchange.Options{Credential: exchange.StaticToken("quickstart-token"), BaseURL: graph.URL()})
 	if err != nil {
 		return err
 	}
@@ -118,12 +115,4 @@ func progress(e migrate.Event) {
 	case migrate.EventMessageFailed:
 		fmt.Printf("  not copied      %s UID %d: %v\n", e.Folder, e.UID, e.Err)
 	}
-}
-
-// staticToken is a credential that always presents the same token; the
-// emulator accepts any. Real migrations use azidentity's credentials.
-type staticToken string
-
-func (s staticToken) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
-	return azcore.AccessToken{Token: string(s), ExpiresOn: time.Now().Add(time.Hour)}, nil
 }

@@ -1,0 +1,288 @@
+// Command imap2exchange migrates a batch of mailboxes from an IMAP server
+// into Exchange Online, the way Exchange's own IMAP migration batch does:
+// an IMAP endpoint, a CSV of mailboxes (EmailAddress, UserName, Password,
+// UserRoot), a journal that makes every later run an incremental sync,
+// and reports.
+//
+//	export MAILFERRY_CLIENT_SECRET=...      # the app registration's secret
+//	go run ./examples/imap2exchange -imap imap.example.com:993 -csv batch.csv \
+//	    -tenant <tenant id> -client-id <app id> -state batch.journal -report report.json
+//
+// Run it again until cutover: only new messages and changed flags are
+// carried. Secrets come from the environment, never from flags (which
+// other users of the machine can see): MAILFERRY_CLIENT_SECRET, or
+// MAILFERRY_CLIENT_CERT (a PEM file with certificate and key) with
+// -client-cert, or MAILFERRY_GRAPH_TOKEN (an access token obtained
+// elsewhere, or any token for the exchangetest emulator).
+//
+// The app needs the Microsoft Graph application permissions
+// Mail.ReadWrite and Mail-Advanced.ReadWrite.All, granted by an admin.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/mailferry/mailferry/csvbatch"
+	"github.com/mailferry/mailferry/exchange"
+	"github.com/mailferry/mailferry/imapsrc"
+	"github.com/mailferry/mailferry/migrate"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+// config is the command line.
+type config struct {
+	csv, imapAddr, security, caFile, serverName string
+	tenant, clientID, clientCert, graphURL      string
+	state, report, reportCSV                    string
+	mailboxes, badItemLimit                     int
+	since, before                               string
+	verbose                                     bool
+}
+
+func parse(args []string, stderr io.Writer) (*config, error) {
+	var c config
+	fs := flag.NewFlagSet("imap2exchange", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.csv, "csv", "", "the batch: a CSV with EmailAddress,UserName,Password[,UserRoot] (required)")
+	fs.StringVar(&c.imapAddr, "imap", "", "the IMAP server, host:port (required)")
+	fs.StringVar(&c.security, "security", "tls", "tls (port 993), starttls (port 143) or plaintext (sends passwords in clear)")
+	fs.StringVar(&c.caFile, "ca", "", "a PEM file of root certificates to trust for the IMAP server (default: the system's)")
+	fs.StringVar(&c.serverName, "server-name", "", "the name to check the IMAP server's certificate against (default: the host of -imap)")
+	fs.StringVar(&c.tenant, "tenant", "", "the Microsoft Entra tenant id")
+	fs.StringVar(&c.clientID, "client-id", "", "the app registration's client id")
+	fs.StringVar(&c.clientCert, "client-cert", "", "a PEM file with the app's certificate and private key (instead of MAILFERRY_CLIENT_SECRET)")
+	fs.StringVar(&c.graphURL, "graph-url", "", "the Microsoft Graph root (default https://graph.microsoft.com; an exchangetest emulator's URL for a trial)")
+	fs.StringVar(&c.state, "state", "imap2exchange.journal", "the journal that makes reruns incremental")
+	fs.StringVar(&c.report, "report", "", "write the report as JSON to this file")
+	fs.StringVar(&c.reportCSV, "report-csv", "", "write the report as CSV (one row per folder) to this file")
+	fs.IntVar(&c.mailboxes, "mailboxes", 4, "how many mailboxes to migrate at once")
+	fs.IntVar(&c.badItemLimit, "bad-item-limit", 0, "stop a mailbox after this many messages fail (0: never)")
+	fs.StringVar(&c.since, "since", "", "copy only messages received on or after this date (YYYY-MM-DD)")
+	fs.StringVar(&c.before, "before", "", "copy only messages received before this date (YYYY-MM-DD)")
+	fs.BoolVar(&c.verbose, "v", false, "log every message copied")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if c.csv == "" || c.imapAddr == "" {
+		fs.Usage()
+		return nil, errors.New("-csv and -imap are required")
+	}
+	return &c, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	c, err := parse(args, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "imap2exchange:", err)
+		return 2
+	}
+	if err := migrateBatch(ctx, c, stdout, stderr, getenv); err != nil {
+		fmt.Fprintln(stderr, "imap2exchange:", err)
+		return 1
+	}
+	return 0
+}
+
+func migrateBatch(ctx context.Context, c *config, stdout, stderr io.Writer, getenv func(string) string) error {
+	f, err := os.Open(c.csv)
+	if err != nil {
+		return err
+	}
+	rows, err := csvbatch.Read(f)
+	f.Close()
+	if err != nil {
+		return err // every bad line named; nothing is migrated until the file is right
+	}
+	imapOpts, err := imapOptions(c)
+	if err != nil {
+		return err
+	}
+	cred, err := credential(c, getenv)
+	if err != nil {
+		return err
+	}
+	client, err := exchange.NewClient(&exchange.Options{Credential: cred, BaseURL: c.graphURL})
+	if err != nil {
+		return err
+	}
+	filter, err := dateFilter(c)
+	if err != nil {
+		return err
+	}
+	state, err := migrate.OpenFileState(c.state)
+	if err != nil {
+		return err
+	}
+	defer state.Close()
+
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	var jobs []migrate.Job
+	for _, r := range rows {
+		o := *imapOpts
+		o.Username, o.Password = r.UserName, r.Password
+		src := imapsrc.New(&o)
+		defer src.Close()
+		jobs = append(jobs, migrate.Job{Mailbox: r.EmailAddress, Source: src, Sink: client.Mailbox(r.EmailAddress)})
+	}
+	eng := migrate.NewEngine(&migrate.Options{
+		Mailboxes:    c.mailboxes,
+		State:        state,
+		Filter:       filter,
+		BadItemLimit: c.badItemLimit,
+		Logger:       logger,
+		OnEvent:      progress(stdout, c.verbose),
+	})
+	fmt.Fprintf(stdout, "Migrating %d mailboxes from %s\n", len(jobs), c.imapAddr)
+	report := eng.Run(ctx, jobs...)
+	fmt.Fprintln(stdout)
+	if err := report.WriteText(stdout); err != nil {
+		return err
+	}
+	if err := writeReports(report, c); err != nil {
+		return err
+	}
+	if report.Lost() {
+		return errors.New("some messages or mailboxes were not migrated (see the report); run again to retry them")
+	}
+	return nil
+}
+
+func imapOptions(c *config) (*imapsrc.Options, error) {
+	o := &imapsrc.Options{Addr: c.imapAddr}
+	switch c.security {
+	case "tls":
+		o.Security = imapsrc.TLS
+	case "starttls":
+		o.Security = imapsrc.StartTLS
+	case "plaintext":
+		o.Security = imapsrc.Plaintext
+	default:
+		return nil, fmt.Errorf("-security %q: want tls, starttls or plaintext", c.security)
+	}
+	if c.caFile != "" || c.serverName != "" {
+		o.TLSConfig = &tls.Config{ServerName: c.serverName}
+		if c.caFile != "" {
+			pem, err := os.ReadFile(c.caFile)
+			if err != nil {
+				return nil, err
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("-ca %s: no certificate found", c.caFile)
+			}
+			o.TLSConfig.RootCAs = pool
+		}
+	}
+	return o, nil
+}
+
+// credential picks the Graph credential from the environment.
+func credential(c *config, getenv func(string) string) (azcore.TokenCredential, error) {
+	if tok := getenv("MAILFERRY_GRAPH_TOKEN"); tok != "" {
+		return exchange.StaticToken(tok), nil
+	}
+	if c.tenant == "" || c.clientID == "" {
+		return nil, errors.New("-tenant and -client-id are required (or MAILFERRY_GRAPH_TOKEN)")
+	}
+	if c.clientCert != "" {
+		pem, err := os.ReadFile(c.clientCert)
+		if err != nil {
+			return nil, err
+		}
+		certs, key, err := azidentity.ParseCertificates(pem, nil)
+		if err != nil {
+			return nil, fmt.Errorf("-client-cert %s: %w", c.clientCert, err)
+		}
+		return azidentity.NewClientCertificateCredential(c.tenant, c.clientID, certs, key, nil)
+	}
+	secret := getenv("MAILFERRY_CLIENT_SECRET")
+	if secret == "" {
+		return nil, errors.New("set MAILFERRY_CLIENT_SECRET (or use -client-cert)")
+	}
+	return azidentity.NewClientSecretCredential(c.tenant, c.clientID, secret, nil)
+}
+
+func dateFilter(c *config) (migrate.Filter, error) {
+	var f migrate.Filter
+	for _, d := range []struct {
+		flag, value string
+		into        *time.Time
+	}{{"since", c.since, &f.Since}, {"before", c.before, &f.Before}} {
+		if d.value == "" {
+			continue
+		}
+		t, err := time.Parse(time.DateOnly, d.value)
+		if err != nil {
+			return f, fmt.Errorf("-%s %q: want YYYY-MM-DD", d.flag, d.value)
+		}
+		*d.into = t
+	}
+	return f, nil
+}
+
+// progress prints one line per folder (and per message with -v).
+func progress(w io.Writer, verbose bool) func(migrate.Event) {
+	return func(e migrate.Event) {
+		switch e.Kind {
+		case migrate.EventMailboxStarted:
+			fmt.Fprintf(w, "%s: started\n", e.Mailbox)
+		case migrate.EventFolderDone:
+			if e.Err != nil {
+				fmt.Fprintf(w, "%s: %s failed: %v\n", e.Mailbox, e.Folder, e.Err)
+			} else if e.Count > 0 {
+				fmt.Fprintf(w, "%s: %s -> %s: %d copied (%s)\n", e.Mailbox, e.Folder, e.Target, e.Count, migrate.FormatBytes(e.Bytes))
+			}
+		case migrate.EventMessageFailed:
+			fmt.Fprintf(w, "%s: %s UID %d not copied: %v\n", e.Mailbox, e.Folder, e.UID, e.Err)
+		case migrate.EventMessageCopied:
+			if verbose {
+				fmt.Fprintf(w, "%s: %s UID %d copied\n", e.Mailbox, e.Folder, e.UID)
+			}
+		case migrate.EventMailboxDone:
+			if e.Err != nil {
+				fmt.Fprintf(w, "%s: stopped: %v\n", e.Mailbox, e.Err)
+			}
+		}
+	}
+}
+
+func writeReports(r *migrate.Report, c *config) error {
+	for _, out := range []struct {
+		path  string
+		write func(io.Writer) error
+	}{{c.report, r.WriteJSON}, {c.reportCSV, r.WriteCSV}} {
+		if out.path == "" {
+			continue
+		}
+		f, err := os.Create(out.path)
+		if err != nil {
+			return err
+		}
+		if err := out.write(f); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
