@@ -31,8 +31,8 @@ func (m *mailboxRun) copyFolder(ctx context.Context, f Folder, t Target, fr *Fol
 		return fmt.Errorf("migrate: folder %q: UIDVALIDITY was %d, is %d; not copied again to avoid duplicates: %w",
 			f.Name, st.UIDValidity, f.UIDValidity, ErrUIDValidityChanged)
 	}
-	fc := &folderCopy{mailboxRun: m, folder: f, target: t, folderID: folderID, st: st, rep: fr,
-		pending: map[uint32]MessageInfo{}}
+	fc := &folderCopy{mailboxRun: m, folder: f, target: t, folderID: folderID, st: st, rep: fr}
+	fc.reset()
 	if err := fc.list(ctx); err != nil {
 		return err
 	}
@@ -61,9 +61,18 @@ type folderCopy struct {
 	st       FolderState
 	rep      *FolderReport          // guarded by mailboxRun.mu once Puts run
 	toCopy   []uint32               // UIDs to fetch and put
-	pending  map[uint32]MessageInfo // their metadata, until fetched (fetching goroutine only)
+	pending  map[uint32]int64       // their sizes, until fetched (fetching goroutine only)
+	begun    map[uint32]MessageInfo // those an earlier run began but did not commit
 	flagJobs []FlagChange
 	flagInfo []MessageInfo // the source message of each flag job
+}
+
+// reset forgets what a listing found. What it keeps per message to copy
+// is small (a UID and a size), so that a folder of 500,000 messages costs
+// a few megabytes.
+func (fc *folderCopy) reset() {
+	fc.toCopy, fc.flagJobs, fc.flagInfo = nil, nil, nil
+	fc.pending, fc.begun = map[uint32]int64{}, map[uint32]MessageInfo{}
 }
 
 func (fc *folderCopy) id(uid uint32) SourceID {
@@ -92,7 +101,7 @@ func (fc *folderCopy) list(ctx context.Context) error {
 			}
 			// Start again with a full listing.
 			*fc.rep = FolderReport{Source: fc.rep.Source, Target: fc.rep.Target}
-			fc.toCopy, fc.pending, fc.flagJobs, fc.flagInfo = nil, map[uint32]MessageInfo{}, nil, nil
+			fc.reset()
 		}
 	}
 	fc.rep.Pass = "full"
@@ -134,7 +143,8 @@ func (fc *folderCopy) consider(info MessageInfo) error {
 		// Begun but never committed: a run stopped between Put and Commit.
 		// Repair happens in copyAll, where the sink may be asked.
 		fc.toCopy = append(fc.toCopy, info.UID)
-		fc.pending[info.UID] = info
+		fc.pending[info.UID] = info.Size
+		fc.begun[info.UID] = info
 		fc.seen(info)
 		return nil
 	}
@@ -144,7 +154,7 @@ func (fc *folderCopy) consider(info MessageInfo) error {
 		return nil
 	}
 	fc.toCopy = append(fc.toCopy, info.UID)
-	fc.pending[info.UID] = info
+	fc.pending[info.UID] = info.Size
 	return nil
 }
 
@@ -180,8 +190,7 @@ func (fc *folderCopy) copyAll(ctx context.Context) error {
 	slices.Sort(fc.toCopy)
 	var fetch []uint32
 	for _, uid := range fc.toCopy {
-		info := fc.pending[uid]
-		if rec, ok := fc.st.Records[uid]; ok && !rec.Committed() {
+		if info, ok := fc.begun[uid]; ok {
 			itemID, err := fc.repair(ctx, info)
 			if err != nil {
 				return fmt.Errorf("migrate: look for an earlier copy of UID %d: %w", uid, err)
@@ -222,17 +231,14 @@ func (fc *folderCopy) copyAll(ctx context.Context) error {
 		})
 	}
 	dispatch := func(msg *Message) error {
-		if _, ok := fc.pending[msg.UID]; !ok {
+		size, ok := fc.pending[msg.UID]
+		if !ok {
 			return nil // not asked for, or delivered twice: never put twice
 		}
-		info := fc.pending[msg.UID]
 		delete(fc.pending, msg.UID)
 		msg.ID = fc.id(msg.UID)
-		if msg.MessageID == "" {
-			msg.MessageID = info.MessageID
-		}
 		if msg.Size <= 0 {
-			msg.Size = info.Size
+			msg.Size = size
 		}
 		w := weight(msg.Size, fc.opts.MaxBytesInFlight)
 		if err := inFlight.Acquire(gctx, w); err != nil {
@@ -276,10 +282,10 @@ func (fc *folderCopy) copyAll(ctx context.Context) error {
 	// Whatever is still pending was listed but not delivered: it left the
 	// source between List and Fetch.
 	for _, uid := range fetch {
-		if info, ok := fc.pending[uid]; ok {
+		if _, ok := fc.pending[uid]; ok {
 			fc.rep.Vanished++
 			delete(fc.pending, uid)
-			fc.emit(Event{Kind: EventMessageSkipped, Folder: fc.folder.Name, UID: info.UID, Reason: "no longer on the source"})
+			fc.emit(Event{Kind: EventMessageSkipped, Folder: fc.folder.Name, UID: uid, Reason: "no longer on the source"})
 		}
 	}
 	return nil
