@@ -132,8 +132,10 @@ func TestEndToEndCrashBetweenPutAndCommit(t *testing.T) {
 	if rep.Lost() {
 		t.Fatalf("rerun: %s %s %+v", rep.Mailboxes[0].Status, rep.Mailboxes[0].Err, rep.Mailboxes[0].Problems)
 	}
-	if got := rep.Totals().Repaired; got != 1 {
-		t.Errorf("rerun repaired %d, want 1", got)
+	// UID 3 at least; Puts that were in flight beside it when the run
+	// stopped may have reached Exchange uncommitted too.
+	if got := rep.Totals().Repaired; got < 1 {
+		t.Errorf("rerun repaired %d, want at least 1", got)
 	}
 	w.check(t)
 }

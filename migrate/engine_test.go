@@ -169,8 +169,10 @@ func testRepair(t *testing.T, dst migrate.Sink, sink *migratetest.Sink) {
 	if rep.Lost() {
 		t.Fatalf("rerun: %+v", rep.Mailboxes[0])
 	}
-	if tot := rep.Totals(); tot.Repaired != 1 {
-		t.Errorf("rerun repaired %d, want 1 (%+v)", tot.Repaired, tot)
+	// UID 3 at least; Puts in flight beside it may have been stored
+	// uncommitted too when the run stopped.
+	if tot := rep.Totals(); tot.Repaired < 1 {
+		t.Errorf("rerun repaired %d, want at least 1 (%+v)", tot.Repaired, tot)
 	}
 	checkCopied(t, fx, sink)
 }
