@@ -2,8 +2,14 @@
 // emulator standalone, for trying a Graph client against it by hand.
 //
 //	go run ./examples/graph-emulator -addr 127.0.0.1:0 -user alice@contoso.com
+//	go run ./examples/graph-emulator -budgets default -timescale 60
+//	go run ./examples/graph-emulator -budgets concurrent=4,requests=100,upload=10485760
 //
-// It prints the base URL and a token hint, and stops on Ctrl-C.
+// -budgets enables Exchange Online's per-mailbox throttling ("default" is
+// 4 concurrent, 10,000 requests per 10 minutes, 150 MB per 5 minutes; or
+// name the limits, 0 or absent meaning not enforced); -timescale divides
+// the 10- and 5-minute windows. It prints the base URL and a token hint,
+// and stops on Ctrl-C.
 package main
 
 import (
@@ -16,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -38,7 +45,10 @@ func (u *userList) Set(v string) error {
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "address to listen on")
 	token := flag.String("token", "", "the only bearer token accepted (empty: any non-empty token)")
-	throttle := flag.Bool("throttle", false, "enforce Exchange Online's per-mailbox budgets")
+	throttle := flag.Bool("throttle", false, "same as -budgets default")
+	budgetsFlag := flag.String("budgets", "", `per-mailbox budgets: "default", or concurrent=N,requests=N,upload=BYTES`)
+	timescale := flag.Float64("timescale", 1, "divide the budget windows (10 min, 5 min) by this factor")
+	maxMessage := flag.Int64("max-message-bytes", 0, "maximum message size in bytes (0: 150 MB)")
 	var users userList
 	flag.Var(&users, "user", "mailbox to create (id or UPN); repeat or comma-separate")
 	flag.Parse()
@@ -46,10 +56,15 @@ func main() {
 		users = userList{"alice@contoso.com"}
 	}
 
-	opts := &exchangetest.Options{Token: *token}
-	if *throttle {
-		opts.Budgets = exchangetest.DefaultBudgets()
+	opts := &exchangetest.Options{Token: *token, TimeScale: *timescale, MaxMessageBytes: *maxMessage}
+	if *throttle && *budgetsFlag == "" {
+		*budgetsFlag = "default"
 	}
+	budgets, err := parseBudgets(*budgetsFlag)
+	if err != nil {
+		log.Fatalf("graph-emulator: -budgets: %v", err)
+	}
+	opts.Budgets = budgets
 	// The emulator is an http.Handler; NewServer would pick its own port,
 	// so serve the handler of an unstarted emulator on the chosen address.
 	emu := exchangetest.NewServer(opts)
@@ -67,6 +82,11 @@ func main() {
 	fmt.Printf("Graph emulator listening on %s\n", url)
 	fmt.Printf("  Graph base URLs: %s/v1.0  and  %s/beta\n", url, url)
 	fmt.Printf("  mailboxes: %s\n", strings.Join(users, ", "))
+	if b := emu.Budgets(); b != nil {
+		fmt.Printf("  budgets per mailbox: %d concurrent, %d requests per %v, %d bytes per %v\n",
+			b.Concurrent, b.RequestsPer10Min, scaled(exchangetest.RequestWindow, emu.TimeScale()),
+			b.UploadBytesPer5Min, scaled(exchangetest.UploadWindow, emu.TimeScale()))
+	}
 	if *token != "" {
 		fmt.Printf("  token: send \"Authorization: Bearer %s\"\n", *token)
 	} else {
@@ -87,4 +107,38 @@ func main() {
 		log.Fatalf("graph-emulator: %v", err)
 	}
 	fmt.Println("stopped")
+}
+
+// parseBudgets reads -budgets: "" (none), "default", or a comma-separated
+// list of concurrent=N, requests=N and upload=BYTES.
+func parseBudgets(v string) (*exchangetest.Budgets, error) {
+	switch strings.TrimSpace(v) {
+	case "", "off", "none":
+		return nil, nil
+	case "default":
+		return exchangetest.DefaultBudgets(), nil
+	}
+	b := &exchangetest.Budgets{}
+	for _, kv := range strings.Split(v, ",") {
+		k, val, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		n, err := strconv.ParseInt(val, 10, 64)
+		if !ok || err != nil || n < 0 {
+			return nil, fmt.Errorf("%q is not name=number", kv)
+		}
+		switch k {
+		case "concurrent":
+			b.Concurrent = int(n)
+		case "requests":
+			b.RequestsPer10Min = int(n)
+		case "upload":
+			b.UploadBytesPer5Min = n
+		default:
+			return nil, fmt.Errorf("unknown budget %q (concurrent, requests, upload)", k)
+		}
+	}
+	return b, nil
+}
+
+func scaled(d time.Duration, scale float64) time.Duration {
+	return time.Duration(float64(d) / scale)
 }

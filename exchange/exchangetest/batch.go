@@ -34,12 +34,13 @@ func (s *Server) serveBatch(c *call) reply {
 	s.mu.Lock()
 	s.stats.Requests++
 	s.stats.ByRoute["POST /$batch"]++
-	s.stats.UploadBytes += int64(len(c.body))
+	// The envelope's body is not counted in Stats.UploadBytes nor against
+	// a mailbox's upload budget: its sub-requests are, one by one.
 	if len(s.faults) > 0 {
 		f := s.faults[0]
 		s.faults = s.faults[1:]
 		if f.status == http.StatusTooManyRequests {
-			s.stats.Throttled++
+			s.countThrottled("Injected")
 		}
 		s.mu.Unlock()
 		return faultReply(c, f)

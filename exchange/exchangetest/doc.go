@@ -13,9 +13,10 @@
 //
 // Both /v1.0 and /beta serve the same API. {user} is an id or UPN added
 // with AddMailbox (case-insensitive); a folder {id} is a folder id or a
-// well-known name. The server inspects (Folders, Messages, Message),
-// injects faults (FailNext, ResetNext, RejectMIME, SetQuotaExceeded) and
-// counts (Stats).
+// well-known name. The server inspects (Folders, Messages, Message, with
+// each message's Attachments), injects faults (FailNext, ResetNext,
+// RejectMIME, SetQuotaExceeded, AddUserWithoutMailbox) and counts (Stats,
+// Budgets, TimeScale).
 //
 // # Endpoints
 //
@@ -31,6 +32,12 @@
 //	PATCH /users/{user}[/mailFolders/{id}]/messages/{id}
 //	DELETE /users/{user}[/mailFolders/{id}]/messages/{id}
 //	GET   /users/{user}[/mailFolders/{id}]/messages/{id}/$value   the MIME
+//	GET   …/messages/{id}/attachments                    list file attachments
+//	POST  …/messages/{id}/attachments                    add a fileAttachment (under 3 MB)
+//	POST  …/messages/{id}/attachments/createUploadSession   upload session (3 MB to 150 MB)
+//	GET   …/messages/{id}/attachments/{id}[/$value]      an attachment, or its raw bytes
+//	DELETE …/messages/{id}/attachments/{id}
+//	PUT, GET, DELETE  {uploadUrl}                        upload a byte range, resume, cancel
 //	POST  /$batch                                        JSON batching
 //
 // # Rules and their sources
@@ -40,8 +47,17 @@
 //     restricts the accepted token
 //     (https://learn.microsoft.com/graph/auth/auth-concepts,
 //     https://learn.microsoft.com/graph/resolve-auth-errors).
-//   - A user that was never added answers 404 MailboxNotEnabledForRESTAPI
-//     (https://github.com/microsoftgraph/microsoft-graph-docs/issues/10481).
+//   - A user that was never added does not exist: 404 ErrorInvalidUser
+//     "The requested user '{user}' is invalid." (reported in
+//     https://github.com/microsoftgraph/microsoft-graph-docs/issues/7909
+//     and /4097). A user added with AddUserWithoutMailbox exists without a
+//     (licensed) Exchange Online mailbox: 404 MailboxNotEnabledForRESTAPI
+//     "The mailbox is either inactive, soft-deleted, or is hosted
+//     on-premise." (https://github.com/microsoftgraph/microsoft-graph-docs/issues/10481).
+//     The field also reports 404 ResourceNotFound "Resource could not be
+//     discovered." for a user without a mailbox
+//     (https://github.com/microsoftgraph/microsoft-graph-docs/issues/4598);
+//     the emulator does not answer it, clients should treat it alike.
 //   - Requests are limited to 4 MB (Options.MaxRequestBytes) of
 //     uncompressed body, else 413
 //     (https://learn.microsoft.com/graph/api/user-post-messages,
@@ -58,6 +74,12 @@
 //     (https://learn.microsoft.com/graph/api/mailfolder-post-childfolders);
 //     look it up with $filter=displayName eq 'Name' instead
 //     (https://learn.microsoft.com/graph/filter-query-parameter).
+//   - Folder display names: no Microsoft page documents a length limit,
+//     reserved characters or trimming for a mailFolder's displayName, so
+//     none is enforced; only a missing or blank displayName is refused
+//     (400 ErrorInvalidRequest, the emulator's own rule). See createFolder
+//     in folders.go for the leads from other protocols that were not
+//     adopted.
 //   - importMime (beta) takes Content-Type text/plain and a body that is
 //     only the base64 MIME, no JSON envelope or parameters; it answers 201
 //     with a message whose isDraft is false, "as if it was delivered", and
@@ -75,19 +97,70 @@
 //     for it; the create-message MIME example answers receivedDateTime =
 //     creation time, and EML uploads to Exchange Online are reported to show
 //     the upload time (https://github.com/thunderbird/import-export-tools-ng/issues/237).
-//   - A JSON create is a draft unless singleValueExtendedProperties set
-//     Integer 0x0E07 (PidTagMessageFlags) without MSGFLAG_UNSENT ("1" makes
-//     a read, non-draft item); SystemTime 0x0E06 (PidTagMessageDeliveryTime)
-//     sets receivedDateTime and SystemTime 0x0039 (PidTagClientSubmitTime)
-//     sets sentDateTime, at creation only (MS-OXCMSG, MS-OXPROPS; reported in
+//   - A JSON create takes subject, body (text or html), from, sender,
+//     toRecipients, ccRecipients, bccRecipients, replyTo, importance,
+//     isRead, flag, categories, internetMessageId, internetMessageHeaders,
+//     attachments (fileAttachment) and singleValueExtendedProperties
+//     (https://learn.microsoft.com/graph/api/user-post-messages,
+//     https://learn.microsoft.com/graph/api/resources/message). It is a
+//     draft unless Integer 0x0E07 (PidTagMessageFlags) is set without
+//     MSGFLAG_UNSENT (0x8); MSGFLAG_READ (0x1) makes it read unless isRead
+//     says otherwise; SystemTime 0x0E06 (PidTagMessageDeliveryTime) sets
+//     receivedDateTime and SystemTime 0x0039 (PidTagClientSubmitTime)
+//     sentDateTime (MS-OXCMSG, MS-OXPROPS; reported in
 //     https://github.com/mguessan/davmail/pull/517, which also reports that
-//     receivedDateTime and sentDateTime in the JSON are ignored). Other
-//     extended properties are stored verbatim.
+//     receivedDateTime and sentDateTime in the JSON are ignored, as here);
+//     Integer 0x1081 (PidTagLastVerbExecuted: 102 reply, 103 reply all,
+//     104 forward, MS-OXOMSG) shows as Message.LastVerbExecuted. Other
+//     extended properties, such as Integer 0x1080 (PidTagIconIndex), are
+//     stored verbatim without effect.
+//   - internetMessageHeaders: "Add custom headers only when creating a
+//     message, and name them starting with 'x-'"
+//     (https://learn.microsoft.com/graph/api/resources/message); another
+//     name answers 400 InvalidInternetMessageHeader "The internet message
+//     header name '…' should start with 'x-' or 'X-'." (the code and text
+//     clients quote). They are returned only with $select.
+//   - GET .../$value of a JSON-created message is MIME built from its
+//     properties (From, Sender, To, Cc, Reply-To, Subject, Date =
+//     sentDateTime, Message-ID, Importance, the custom headers; the body;
+//     multipart/mixed with base64 attachments when it has any), not bytes
+//     Exchange would write.
 //   - PATCH changes isRead, flag, categories and importance on any message,
-//     subject and body on drafts only, and stores extended properties;
-//     PidTagMessageFlags is ignored after the first save (MS-OXCMSG), and
-//     a later 0x0E06/0x0039 does not move the dates
-//     (https://learn.microsoft.com/graph/api/message-update).
+//     subject and body on drafts only (https://learn.microsoft.com/graph/api/message-update).
+//     Extended properties are stored, except that 0x0E07, 0x0E06 and 0x0039
+//     keep their creation value and change nothing (200 all the same):
+//     PidTagMessageFlags is read-only after the first save (MS-OXCMSG),
+//     and no page documents that the dates move. internetMessageHeaders
+//     are checked and ignored.
+//   - Attachments (https://learn.microsoft.com/graph/outlook-large-attachments):
+//     POST .../attachments takes a #microsoft.graph.fileAttachment (name,
+//     contentBytes, contentType, isInline, contentId) under 3 MB, which the
+//     4 MB request limit enforces, and answers 201
+//     (https://learn.microsoft.com/graph/api/message-post-attachments).
+//     createUploadSession takes {"AttachmentItem": {"attachmentType":
+//     "file", "name", "size", …}} for 3 MB and more (smaller: 400
+//     ErrorAttachmentSizeShouldNotBeLessThanMinimumSize) and answers 201
+//     {uploadUrl, expirationDateTime, nextExpectedRanges: ["0-"]}
+//     (https://learn.microsoft.com/graph/api/attachment-createuploadsession).
+//     The uploadUrl is an opaque, pre-authenticated URL on the emulator,
+//     /api/v2.0/Users('…')/Messages('…')/AttachmentSessions('…')?authtoken=…,
+//     called without Authorization (a bearer token answers 401
+//     InvalidAudience, https://github.com/microsoftgraph/msgraph-sdk-java-core/issues/445).
+//     PUT "Content-Range: bytes a-b/total", in order, at most 4 MB (else
+//     413): 200 {nextExpectedRanges: ["{next}"]}, then 201 with a Location
+//     header .../Attachments('{id}') and no body on the last; a range that
+//     is not the next one answers 416 InvalidRange (the emulator's code).
+//     DELETE cancels (204); GET tells where to resume. Upload PUTs count
+//     as requests and upload bytes of the mailbox's budgets.
+//   - The maximum message size (Options.MaxMessageBytes; Exchange Online's
+//     default is 35 MB, up to 150 MB when raised, attachment-createuploadsession)
+//     covers body and attachments; beyond it, adding an attachment
+//     answers 400 ErrorMessageSizeExceeded "The message exceeds the
+//     maximum supported size." (reported in
+//     https://github.com/microsoftgraph/microsoft-graph-docs/issues/15579),
+//     for an upload session on the PUT that crosses the limit.
+//   - hasAttachments ignores inline attachments
+//     (https://learn.microsoft.com/graph/api/resources/message).
 //   - Unknown folder or message ids answer 404 ErrorItemNotFound.
 //   - $filter supports internetMessageId eq '<…>'
 //     (https://learn.microsoft.com/graph/api/resources/message) and
@@ -106,12 +179,17 @@
 //     POST/PATCH/PUT per 5 minutes; beyond, 429 ApplicationThrottled with
 //     Retry-After seconds; concurrency reads "Application is over its
 //     MailboxConcurrency limit." (https://learn.microsoft.com/graph/throttling-limits,
-//     https://learn.microsoft.com/graph/throttling). Options.TimeScale
-//     shrinks the windows; Options.Latency holds each request so that
-//     concurrency can be exceeded.
+//     https://learn.microsoft.com/graph/throttling). Windows slide (see
+//     admit in throttle.go for why); Retry-After is when the window has
+//     room again, in whole seconds, at least 1. Options.TimeScale divides
+//     the windows (RequestWindow, UploadWindow) and so Retry-After;
+//     Options.Latency holds each request so that concurrency can be
+//     exceeded. Throttled requests are counted in Stats.Requests,
+//     Stats.Throttled and Stats.ThrottledBy, but do not use up a budget.
 //   - $batch takes at most 20 requests (else 400); each sub-request goes
-//     through the same handler, one at a time, and may be throttled on its
-//     own while the envelope answers 200; non-JSON bodies are base64
+//     through the same handler, one at a time, counts against the
+//     mailbox's budgets and may be throttled on its own while the envelope
+//     answers 200; non-JSON bodies are base64
 //     (https://learn.microsoft.com/graph/json-batching).
 //
 // Fault injection: FailNext answers the next n requests with a status
@@ -119,6 +197,7 @@
 // up); ResetNext closes the next n connections without a response;
 // RejectMIME refuses chosen MIME; SetQuotaExceeded fills a mailbox.
 //
-// Not emulated: attachments and upload sessions, folder update/delete,
-// move/copy, delta queries, $orderby and $search, and the "me" alias.
+// Not emulated: item and reference attachments, events, the expiry of
+// upload sessions, folder update/delete, move/copy, delta queries,
+// $orderby and $search, and the "me" alias.
 package exchangetest

@@ -67,6 +67,37 @@ const (
 	// (https://github.com/microsoftgraph/microsoft-graph-docs/issues/10481).
 	codeMailboxNotEnabled = "MailboxNotEnabledForRESTAPI"
 	msgMailboxNotEnabled  = "The mailbox is either inactive, soft-deleted, or is hosted on-premise."
+	// Reported, 404, for a user id or UPN that the tenant does not know
+	// (https://github.com/microsoftgraph/microsoft-graph-docs/issues/7909,
+	// https://github.com/microsoftgraph/microsoft-graph-docs/issues/4097);
+	// the message names the user as requested.
+	codeInvalidUser = "ErrorInvalidUser"
+	msgInvalidUser  = "The requested user '%s' is invalid."
+	// The rule is https://learn.microsoft.com/graph/api/resources/message
+	// ("Add custom headers only when creating a message, and name them
+	// starting with 'x-'"); no Microsoft page names the error, so code,
+	// message and status 400 are those that client code quotes from
+	// Graph's answer to a Reply-To or In-Reply-To header.
+	codeInvalidHeader = "InvalidInternetMessageHeader"
+	msgInvalidHeader  = "The internet message header name '%s' should start with 'x-' or 'X-'."
+	// https://learn.microsoft.com/graph/outlook-large-attachments#errors:
+	// createUploadSession for a file under 3 MB. The page gives no status;
+	// 400 is the emulator's choice.
+	codeAttachmentTooSmall = "ErrorAttachmentSizeShouldNotBeLessThanMinimumSize"
+	msgAttachmentTooSmall  = "Attachment size should not be less than the minimum size of 3 MB; add it with POST .../attachments."
+	// 400, reported when attachments take a message past the mailbox's
+	// maximum message size, both for POST .../attachments
+	// (https://github.com/motze92/office365-mail/issues/39) and during an
+	// upload session (https://github.com/microsoftgraph/microsoft-graph-docs/issues/15579).
+	codeMessageTooLarge = "ErrorMessageSizeExceeded"
+	msgMessageTooLarge  = "The message exceeds the maximum supported size."
+	// 401 for a PUT to an upload session that carries a Graph bearer
+	// token: the pre-authenticated uploadUrl must be called without an
+	// Authorization header (https://learn.microsoft.com/graph/outlook-large-attachments,
+	// step 2); Outlook's answer is reported in
+	// https://github.com/microsoftgraph/msgraph-sdk-java-core/issues/445.
+	codeInvalidAudience = "InvalidAudience"
+	msgInvalidAudience  = "The audience claim value is invalid 'aud'."
 	// https://learn.microsoft.com/graph/api/resources/mailfolder (EWS ResponseCode
 	// ErrorItemNotFound, which Graph passes through for Outlook resources).
 	codeItemNotFound = "ErrorItemNotFound"

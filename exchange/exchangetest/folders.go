@@ -170,6 +170,20 @@ func applySelect(m map[string]any, sel []string) map[string]any {
 // body {"displayName": …, "isHidden": …}, answering 201 with the folder.
 // A sibling with the same displayName (case-insensitive, as Exchange
 // compares folder names) answers 409 ErrorFolderExists.
+//
+// Display names are otherwise taken as they come: no Microsoft page
+// documents a length limit, reserved characters or trimming for a
+// mailFolder's displayName (user-post-mailfolders and
+// mailfolder-post-childfolders list displayName as a plain String), so the
+// emulator enforces none. A missing or blank displayName answers 400
+// ErrorInvalidRequest; that rule is the emulator's own, as no page says
+// what Graph answers. Leads that were not adopted, because they document
+// other protocols: Exchange ActiveSync's FolderCreate requires 1 to 256
+// characters (MS-ASCMD DisplayName,
+// https://learn.microsoft.com/openspecs/exchange_server_protocols/ms-ascmd/ed219381-895c-488c-8492-58954a50ac1b),
+// and MAPI forbids [ ] / \ & ~ ? * | < > " ; : + in contact address book
+// folder names (PidTagContactAddressBookFolderName,
+// https://learn.microsoft.com/office/client-developer/outlook/mapi/pidtagcontactaddressbookfoldername-canonical-property).
 func (s *Server) createFolder(c *call, mb *mailbox, parent string) reply {
 	var req struct {
 		DisplayName *string `json:"displayName"`

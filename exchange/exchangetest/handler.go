@@ -22,6 +22,9 @@ type call struct {
 	body      []byte
 	requestID string
 	base      string // scheme://host the client used, for links
+	// session and token identify an upload session when the request was
+	// sent to an uploadUrl rather than to a Graph path.
+	session, token string
 }
 
 func newRequestID() string {
@@ -70,6 +73,9 @@ func writeReply(w http.ResponseWriter, rep reply) {
 }
 
 func (s *Server) serveWire(c *call, r *http.Request) reply {
+	if sid, ok := parseUploadPath(r.URL.EscapedPath()); ok {
+		return s.serveUploadWire(c, r, sid)
+	}
 	version, segs, ok := splitPath(r.URL.EscapedPath())
 	if !ok {
 		return graphError(c, http.StatusBadRequest, "BadRequest", "Invalid version.")
@@ -90,17 +96,31 @@ func (s *Server) serveWire(c *call, r *http.Request) reply {
 	if s.opts.Token != "" && tok != s.opts.Token {
 		return graphError(c, http.StatusUnauthorized, codeInvalidToken, "IDX14100: JWT is not well formed, there are no dots (.).")
 	}
+	if rep := s.readBody(c, r); rep != nil {
+		return *rep
+	}
+	if len(segs) == 1 && segs[0] == "$batch" {
+		return s.serveBatch(c)
+	}
+	return s.dispatch(c)
+}
 
-	// The request limit is 4 MB
-	// (https://learn.microsoft.com/graph/api/user-post-messages, "413 Request
-	// Entity Too Large"; https://learn.microsoft.com/graph/outlook-large-attachments).
-	// Bodies may be gzip-compressed: msgraph-sdk-go's compression handler
-	// sends Content-Encoding: gzip. The limit applies to the uncompressed body.
+// readBody reads the request body into c.body. The request limit is 4 MB
+// (https://learn.microsoft.com/graph/api/user-post-messages, "413 Request
+// Entity Too Large"; https://learn.microsoft.com/graph/outlook-large-attachments:
+// upload session chunks of at most 4 MB). Bodies may be gzip-compressed:
+// msgraph-sdk-go's compression handler sends Content-Encoding: gzip. The
+// limit applies to the uncompressed body.
+func (s *Server) readBody(c *call, r *http.Request) *reply {
+	fail := func(status int, code, msg string) *reply {
+		rep := graphError(c, status, code, msg)
+		return &rep
+	}
 	var body io.Reader = r.Body
 	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
 		zr, err := gzip.NewReader(r.Body)
 		if err != nil {
-			return graphError(c, http.StatusBadRequest, "BadRequest", "The request body is not valid gzip.")
+			return fail(http.StatusBadRequest, "BadRequest", "The request body is not valid gzip.")
 		}
 		defer zr.Close()
 		body = zr
@@ -108,20 +128,16 @@ func (s *Server) serveWire(c *call, r *http.Request) reply {
 	limit := s.opts.MaxRequestBytes
 	b, err := io.ReadAll(io.LimitReader(body, limit+1))
 	if err != nil {
-		return graphError(c, http.StatusBadRequest, "BadRequest", "The request body could not be read.")
+		return fail(http.StatusBadRequest, "BadRequest", "The request body could not be read.")
 	}
 	if int64(len(b)) > limit {
 		s.mu.Lock()
 		s.stats.Requests++
 		s.mu.Unlock()
-		return graphError(c, http.StatusRequestEntityTooLarge, codeTooLarge, msgTooLarge)
+		return fail(http.StatusRequestEntityTooLarge, codeTooLarge, msgTooLarge)
 	}
 	c.body = b
-
-	if len(segs) == 1 && segs[0] == "$batch" {
-		return s.serveBatch(c)
-	}
-	return s.dispatch(c)
+	return nil
 }
 
 // splitPath splits an escaped URL path into its version and unescaped
@@ -149,9 +165,10 @@ func splitPath(escaped string) (string, []string, bool) {
 // route is a parsed Graph path under /users/{user}/.
 type route struct {
 	user     string
-	kind     string // folders, folder, children, messages, message, value, import
+	kind     string // folders, folder, children, messages, message, value, import, attachments, attachment, attachmentValue, uploadSession
 	folderID string // "" for /users/{user}/messages
 	msgID    string
+	attID    string
 	tmpl     string
 }
 
@@ -159,8 +176,10 @@ func seg(s, want string) bool { return strings.EqualFold(s, want) }
 
 // parseRoute understands
 //
-//	users/{u}/mailFolders[/{id}(/childFolders/{id})*[/childFolders|/messages[/{id}[/$value]]|/importMime]]
-//	users/{u}/messages[/{id}[/$value]]
+//	users/{u}/mailFolders[/{id}(/childFolders/{id})*[/childFolders|/messages[/{id}[/$value|/attachments…]]|/importMime]]
+//	users/{u}/messages[/{id}[/$value|/attachments…]]
+//
+// where attachments… is attachments[/createUploadSession|/{id}[/$value]].
 func parseRoute(segs []string) (route, bool) {
 	if len(segs) < 3 || !seg(segs[0], "users") {
 		return route{}, false
@@ -215,37 +234,68 @@ func parseRoute(segs []string) (route, bool) {
 		rt.kind, rt.msgID = "message", rest[1]
 		rt.tmpl += "/{id}"
 	case 3:
-		if rest[2] != "$value" {
+		rt.msgID = rest[1]
+		switch {
+		case rest[2] == "$value":
+			rt.kind = "value"
+			rt.tmpl += "/{id}/$value"
+		case seg(rest[2], "attachments"):
+			rt.kind = "attachments"
+			rt.tmpl += "/{id}/attachments"
+		default:
 			return route{}, false
 		}
-		rt.kind, rt.msgID = "value", rest[1]
-		rt.tmpl += "/{id}/$value"
+	case 4, 5:
+		if !seg(rest[2], "attachments") {
+			return route{}, false
+		}
+		rt.msgID = rest[1]
+		rt.tmpl += "/{id}/attachments"
+		switch {
+		case len(rest) == 4 && (seg(rest[3], "createUploadSession") || seg(rest[3], "microsoft.graph.createUploadSession")):
+			rt.kind = "uploadSession"
+			rt.tmpl += "/createUploadSession"
+		case len(rest) == 4:
+			rt.kind, rt.attID = "attachment", rest[3]
+			rt.tmpl += "/{id}"
+		case rest[4] == "$value":
+			rt.kind, rt.attID = "attachmentValue", rest[3]
+			rt.tmpl += "/{id}/$value"
+		default:
+			return route{}, false
+		}
 	default:
 		return route{}, false
 	}
 	return rt, true
 }
 
-// dispatch serves one Graph request (from the wire or a $batch): it counts
-// it, applies injected faults and budgets, and routes it.
+// dispatch serves one Graph request (from the wire, a $batch or an
+// uploadUrl): it counts it, applies injected faults and budgets, and
+// routes it.
 func (s *Server) dispatch(c *call) reply {
-	rt, ok := parseRoute(c.segs)
-	tmpl := "/" + strings.Join(c.segs, "/")
-	if ok {
-		tmpl = rt.tmpl
+	var rt route
+	ok := true
+	tmpl := uploadTemplate
+	if c.session == "" {
+		rt, ok = parseRoute(c.segs)
+		tmpl = "/" + strings.Join(c.segs, "/")
+		if ok {
+			tmpl = rt.tmpl
+		}
 	}
 
 	s.mu.Lock()
 	s.stats.Requests++
 	s.stats.ByRoute[c.method+" "+tmpl]++
-	if c.method == http.MethodPost || c.method == http.MethodPatch || c.method == http.MethodPut {
+	if isUpload(c.method) {
 		s.stats.UploadBytes += int64(len(c.body))
 	}
 	if len(s.faults) > 0 {
 		f := s.faults[0]
 		s.faults = s.faults[1:]
 		if f.status == http.StatusTooManyRequests {
-			s.stats.Throttled++
+			s.countThrottled("Injected")
 		}
 		s.mu.Unlock()
 		return faultReply(c, f)
@@ -254,11 +304,17 @@ func (s *Server) dispatch(c *call) reply {
 		s.mu.Unlock()
 		return graphError(c, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Resource not found for the segment '%s'.", lastSeg(c.segs)))
 	}
-	mb := s.lookup(rt.user)
-	if mb == nil {
+	var mb *mailbox
+	if c.session != "" {
+		sess := s.sessions[c.session]
+		if sess == nil || sess.token != c.token {
+			s.mu.Unlock()
+			return graphError(c, http.StatusNotFound, codeItemNotFound, msgItemNotFound)
+		}
+		mb = sess.mb
+	} else if mb = s.lookup(rt.user); mb == nil {
 		s.mu.Unlock()
-		// https://github.com/microsoftgraph/microsoft-graph-docs/issues/10481
-		return graphError(c, http.StatusNotFound, codeMailboxNotEnabled, msgMailboxNotEnabled)
+		return s.noSuchMailbox(c, rt.user)
 	}
 	release, rej := s.admit(c, mb)
 	s.mu.Unlock()
@@ -272,7 +328,33 @@ func (s *Server) dispatch(c *call) reply {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if c.session != "" {
+		return s.serveUpload(c, mb)
+	}
 	return s.serveRoute(c, mb, rt)
+}
+
+// noSuchMailbox answers a request for a user without a mailbox: 404
+// MailboxNotEnabledForRESTAPI for a user added with AddUserWithoutMailbox
+// (https://github.com/microsoftgraph/microsoft-graph-docs/issues/10481),
+// else 404 ErrorInvalidUser "The requested user '…' is invalid.", as Graph
+// answers for a user the tenant does not know
+// (https://github.com/microsoftgraph/microsoft-graph-docs/issues/7909).
+func (s *Server) noSuchMailbox(c *call, user string) reply {
+	s.mu.Lock()
+	known := s.noMailbox[strings.ToLower(user)]
+	s.mu.Unlock()
+	if known {
+		return graphError(c, http.StatusNotFound, codeMailboxNotEnabled, msgMailboxNotEnabled)
+	}
+	return graphError(c, http.StatusNotFound, codeInvalidUser, fmt.Sprintf(msgInvalidUser, user))
+}
+
+// isUpload reports whether a request's body counts as upload
+// (https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits:
+// "150 megabytes (MB) upload (PATCH, POST, PUT)").
+func isUpload(method string) bool {
+	return method == http.MethodPost || method == http.MethodPatch || method == http.MethodPut
 }
 
 func lastSeg(segs []string) string {
@@ -362,6 +444,17 @@ func (s *Server) serveRoute(c *call, mb *mailbox, rt route) reply {
 				f = mb.folders[mb.wellKnown["drafts"]]
 			}
 			return s.createMessage(c, mb, f)
+		}
+	case "attachments", "attachment", "attachmentValue", "uploadSession":
+		if rt.folderID != "" && mb.resolve(rt.folderID) == nil {
+			return graphError(c, http.StatusNotFound, codeItemNotFound, msgItemNotFound)
+		}
+		m := mb.messages[rt.msgID]
+		if m == nil {
+			return graphError(c, http.StatusNotFound, codeItemNotFound, msgItemNotFound)
+		}
+		if rep, ok := s.serveAttachments(c, mb, m, rt); ok {
+			return rep
 		}
 	case "message", "value":
 		if rt.folderID != "" && mb.resolve(rt.folderID) == nil {

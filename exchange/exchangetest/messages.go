@@ -19,9 +19,17 @@ const (
 	tagMessageFlags = "integer 0x0e07"    // PidTagMessageFlags
 	tagDeliveryTime = "systemtime 0x0e06" // PidTagMessageDeliveryTime
 	tagSubmitTime   = "systemtime 0x0039" // PidTagClientSubmitTime
+	tagLastVerb     = "integer 0x1081"    // PidTagLastVerbExecuted (MS-OXOMSG, MS-OXPROPS)
 	msgflagRead     = 0x1                 // MSGFLAG_READ
 	msgflagUnsent   = 0x8                 // MSGFLAG_UNSENT: the item is a draft
 )
+
+// readOnlyAfterSave are the extended properties whose value only the
+// creation sets: PidTagMessageFlags is read-only after the first save
+// (MS-OXCMSG 2.2.1.6), and the emulator treats the delivery and submit
+// times the same way, since no Microsoft page documents that changing them
+// moves receivedDateTime or sentDateTime.
+var readOnlyAfterSave = []string{tagMessageFlags, tagDeliveryTime, tagSubmitTime}
 
 func graphTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
 
@@ -175,7 +183,6 @@ func (s *Server) messageJSON(c *call, mb *mailbox, m *message, props []extProp) 
 		"lastModifiedDateTime": graphTime(m.mod),
 		"receivedDateTime":     graphTime(m.received),
 		"sentDateTime":         graphTime(m.sent),
-		"hasAttachments":       m.hasAttachments,
 		"internetMessageId":    m.internetMessageID,
 		"subject":              m.subject,
 		"importance":           m.importance,
@@ -187,10 +194,26 @@ func (s *Server) messageJSON(c *call, mb *mailbox, m *message, props []extProp) 
 		"toRecipients":         orEmpty(m.to),
 		"ccRecipients":         orEmpty(m.cc),
 		"bccRecipients":        orEmpty(m.bcc),
+		"replyTo":              orEmpty(m.replyTo),
 	}
+	out["hasAttachments"] = m.hasAttachment()
 	if m.from != nil {
 		out["from"] = m.from
 		out["sender"] = m.from
+	}
+	if m.sender != nil {
+		out["sender"] = m.sender
+	}
+	// internetMessageHeaders are "Returned only on applying a $select
+	// query option" (https://learn.microsoft.com/graph/api/resources/message#properties).
+	for _, f := range selectList(c.query.Get("$select")) {
+		if strings.EqualFold(f, "internetMessageHeaders") {
+			hs := []map[string]any{}
+			for _, h := range m.headers {
+				hs = append(hs, map[string]any{"name": h.Name, "value": h.Value})
+			}
+			out["internetMessageHeaders"] = hs
+		}
 	}
 	if m.body != nil {
 		out["body"] = m.body
@@ -304,7 +327,7 @@ func messageFields(m *message) fields {
 		case "parentfolderid":
 			return m.folderID, true
 		case "hasattachments":
-			return m.hasAttachments, true
+			return m.hasAttachment(), true
 		case "receiveddatetime":
 			return m.received, true
 		case "sentdatetime":
@@ -385,34 +408,17 @@ func (s *Server) getMessage(c *call, mb *mailbox, m *message) reply {
 }
 
 // messageValue answers GET .../messages/{id}/$value with the MIME content
-// (https://learn.microsoft.com/graph/api/message-get#example-4-get-mime-content).
+// (https://learn.microsoft.com/graph/api/message-get#example-4-get-mime-content):
+// the imported MIME, byte for byte, or for a message created from JSON a
+// MIME message built from its properties (see buildMIME).
 func (s *Server) messageValue(m *message) reply {
 	h := http.Header{}
 	h.Set("Content-Type", "text/plain")
 	body := m.mime
 	if body == nil {
-		body = synthesizeMIME(m)
+		body = buildMIME(m)
 	}
 	return reply{status: http.StatusOK, header: h, body: slices.Clone(body)}
-}
-
-// synthesizeMIME builds a minimal RFC 5322 message for an item created
-// from JSON, which has no MIME of its own.
-func synthesizeMIME(m *message) []byte {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "Message-ID: %s\r\n", m.internetMessageID)
-	fmt.Fprintf(&b, "Date: %s\r\n", m.sent.Format(time.RFC1123Z))
-	fmt.Fprintf(&b, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", m.subject))
-	fmt.Fprintf(&b, "MIME-Version: 1.0\r\n")
-	ct, content := "text/plain", ""
-	if m.body != nil {
-		if t, _ := m.body["contentType"].(string); strings.EqualFold(t, "html") {
-			ct = "text/html"
-		}
-		content, _ = m.body["content"].(string)
-	}
-	fmt.Fprintf(&b, "Content-Type: %s; charset=utf-8\r\n\r\n%s", ct, content)
-	return b.Bytes()
 }
 
 type extPropJSON struct {
@@ -421,21 +427,45 @@ type extPropJSON struct {
 }
 
 type messageInput struct {
-	Subject                *string        `json:"subject"`
-	Body                   map[string]any `json:"body"`
-	From                   any            `json:"from"`
-	ToRecipients           any            `json:"toRecipients"`
-	CcRecipients           any            `json:"ccRecipients"`
-	BccRecipients          any            `json:"bccRecipients"`
-	InternetMessageHeaders any            `json:"internetMessageHeaders"`
-	InternetMessageID      *string        `json:"internetMessageId"`
-	IsRead                 *bool          `json:"isRead"`
+	Subject                *string           `json:"subject"`
+	Body                   map[string]any    `json:"body"`
+	From                   any               `json:"from"`
+	Sender                 any               `json:"sender"`
+	ToRecipients           any               `json:"toRecipients"`
+	CcRecipients           any               `json:"ccRecipients"`
+	BccRecipients          any               `json:"bccRecipients"`
+	ReplyTo                any               `json:"replyTo"`
+	InternetMessageHeaders []internetHeader  `json:"internetMessageHeaders"`
+	InternetMessageID      *string           `json:"internetMessageId"`
+	IsRead                 *bool             `json:"isRead"`
+	Attachments            []attachmentInput `json:"attachments"`
 	Flag                   *struct {
 		FlagStatus *string `json:"flagStatus"`
 	} `json:"flag"`
 	Categories                    *[]string     `json:"categories"`
 	Importance                    *string       `json:"importance"`
 	SingleValueExtendedProperties []extPropJSON `json:"singleValueExtendedProperties"`
+}
+
+// internetHeader is an internetMessageHeader
+// (https://learn.microsoft.com/graph/api/resources/internetmessageheader).
+type internetHeader struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// checkHeaders applies "Add custom headers only when creating a message,
+// and name them starting with 'x-'"
+// (https://learn.microsoft.com/graph/api/resources/message): any other
+// name answers 400 InvalidInternetMessageHeader.
+func checkHeaders(c *call, hs []internetHeader) *reply {
+	for _, h := range hs {
+		if len(h.Name) < 2 || !strings.EqualFold(h.Name[:2], "x-") {
+			r := graphError(c, http.StatusBadRequest, codeInvalidHeader, fmt.Sprintf(msgInvalidHeader, h.Name))
+			return &r
+		}
+	}
+	return nil
 }
 
 var flagStatuses = []string{"notFlagged", "flagged", "complete"}
@@ -483,15 +513,33 @@ func applyCommon(c *call, m *message, in *messageInput) *reply {
 
 // createMessage answers POST .../messages
 // (https://learn.microsoft.com/graph/api/user-post-messages): text/plain
-// is base64 MIME and always makes a draft; application/json makes a draft
-// too unless singleValueExtendedProperties set PidTagMessageFlags
-// (Integer 0x0E07) without MSGFLAG_UNSENT (0x8): "1" makes a read,
-// non-draft item. SystemTime 0x0E06 (PidTagMessageDeliveryTime) sets
-// receivedDateTime and SystemTime 0x0039 (PidTagClientSubmitTime) sets
-// sentDateTime (MS-OXCMSG; MS-OXPROPS). Graph ignores receivedDateTime and
-// sentDateTime in the JSON itself
-// (https://github.com/mguessan/davmail/pull/517 reports it), and so does
-// the emulator. Every extended property is stored verbatim.
+// is base64 MIME and always makes a draft; application/json makes a
+// message from subject, body (contentType text or html), from, sender,
+// toRecipients, ccRecipients, bccRecipients, replyTo, importance, isRead,
+// flag, categories, internetMessageId, internetMessageHeaders (custom
+// "x-" headers only, see checkHeaders), attachments (fileAttachments,
+// see newAttachment) and singleValueExtendedProperties
+// (https://learn.microsoft.com/graph/api/resources/message).
+//
+// Extended properties set at creation (MS-OXPROPS for the tags):
+//
+//   - Integer 0x0E07, PidTagMessageFlags: the message is a draft unless
+//     it is set without MSGFLAG_UNSENT (0x8); MSGFLAG_READ (0x1) sets
+//     isRead, unless the JSON sets isRead itself (MS-OXCMSG 2.2.1.6).
+//   - SystemTime 0x0E06, PidTagMessageDeliveryTime: receivedDateTime.
+//   - SystemTime 0x0039, PidTagClientSubmitTime: sentDateTime.
+//   - Integer 0x1081, PidTagLastVerbExecuted: 102 reply, 103 reply all,
+//     104 forward (NOTEIVERB_REPLYTOSENDER, _REPLYTOALL, _FORWARD of
+//     MS-OXOMSG; https://learn.microsoft.com/openspecs/exchange_server_protocols/ms-oxprops/4ec55eac-14b3-4dfa-adf3-340c0dcccd44);
+//     Message.LastVerbExecuted.
+//   - Integer 0x1080, PidTagIconIndex, and every other property: stored
+//     verbatim, no effect.
+//
+// A value that does not parse as its type answers 400
+// ErrorInvalidExtendedPropertyValue. Graph ignores receivedDateTime and
+// sentDateTime in the JSON itself (reported in
+// https://github.com/mguessan/davmail/pull/517), and so does the
+// emulator; without the properties both are the creation time.
 func (s *Server) createMessage(c *call, mb *mailbox, f *folder) reply {
 	if isContentType(c.header, "text/plain") {
 		return s.importMIME(c, mb, f, true)
@@ -503,13 +551,19 @@ func (s *Server) createMessage(c *call, mb *mailbox, f *folder) reply {
 	if err := json.Unmarshal(c.body, &in); err != nil {
 		return graphError(c, http.StatusBadRequest, "RequestBodyRead", "Invalid JSON in the request body: "+err.Error())
 	}
+	if r := checkHeaders(c, in.InternetMessageHeaders); r != nil {
+		return *r
+	}
+	if r := checkBody(c, in.Body); r != nil {
+		return *r
+	}
 	t := now()
 	m := &message{
 		id: s.newID("AAMkAGI2"), folderID: f.id,
 		isDraft: true, isRead: true, flagStatus: "notFlagged", importance: "normal",
 		created: t, mod: t, received: t, sent: t,
-		body: in.Body, from: in.From, to: in.ToRecipients, cc: in.CcRecipients, bcc: in.BccRecipients,
-		headers: in.InternetMessageHeaders,
+		body: in.Body, from: in.From, sender: in.Sender, to: in.ToRecipients, cc: in.CcRecipients, bcc: in.BccRecipients,
+		replyTo: in.ReplyTo, headers: slices.Clone(in.InternetMessageHeaders),
 	}
 	if in.Subject != nil {
 		m.subject = *in.Subject
@@ -520,47 +574,110 @@ func (s *Server) createMessage(c *call, mb *mailbox, f *folder) reply {
 		m.internetMessageID = "<" + strings.TrimPrefix(m.id, "AAMkAGI2") + "@exchangetest.invalid>"
 	}
 	for _, p := range in.SingleValueExtendedProperties {
-		switch normalizePropID(p.ID) {
-		case tagMessageFlags:
-			n, err := strconv.ParseInt(strings.TrimSpace(p.Value), 0, 64)
-			if err != nil {
-				return graphError(c, http.StatusBadRequest, "ErrorInvalidExtendedPropertyValue", "The extended property value is not valid for its type.")
-			}
-			m.isDraft = n&msgflagUnsent != 0
-			m.isRead = n&msgflagRead != 0
-		case tagDeliveryTime, tagSubmitTime:
-			ts, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(p.Value))
-			if err != nil {
-				return graphError(c, http.StatusBadRequest, "ErrorInvalidExtendedPropertyValue", "The extended property value is not valid for its type.")
-			}
-			if normalizePropID(p.ID) == tagDeliveryTime {
-				m.received = ts.UTC()
-			} else {
-				m.sent = ts.UTC()
-			}
+		if r := applyProp(c, m, p, true); r != nil {
+			return *r
 		}
-		m.setProp(p.ID, p.Value)
 	}
 	if r := applyCommon(c, m, &in); r != nil {
 		return *r
+	}
+	for _, ai := range in.Attachments {
+		if _, r := s.addAttachment(c, m, ai); r != nil {
+			return *r
+		}
 	}
 	s.addMessage(mb, m)
 	return jsonReply(http.StatusCreated, s.messageJSON(c, mb, m, nil))
 }
 
+// checkBody checks an itemBody: contentType is text or html
+// (https://learn.microsoft.com/graph/api/resources/itembody).
+func checkBody(c *call, body map[string]any) *reply {
+	if body == nil {
+		return nil
+	}
+	ct, _ := body["contentType"].(string)
+	v, ok := enumValue(ct, []string{"text", "html"})
+	if !ok && ct != "" {
+		r := graphError(c, http.StatusBadRequest, "RequestBodyRead", fmt.Sprintf("Requested value '%s' was not found.", ct))
+		return &r
+	}
+	if v == "" {
+		v = "text"
+	}
+	body["contentType"] = v
+	return nil
+}
+
+// applyProp applies one singleValueExtendedProperty to m, at creation or
+// in a PATCH (see createMessage and patchMessage).
+func applyProp(c *call, m *message, p extPropJSON, creating bool) *reply {
+	bad := func() *reply {
+		r := graphError(c, http.StatusBadRequest, "ErrorInvalidExtendedPropertyValue", "The extended property value is not valid for its type.")
+		return &r
+	}
+	key := normalizePropID(p.ID)
+	switch key {
+	case tagMessageFlags, tagLastVerb:
+		n, err := strconv.ParseInt(strings.TrimSpace(p.Value), 0, 64)
+		if err != nil {
+			return bad()
+		}
+		switch {
+		case key == tagLastVerb:
+			m.lastVerb = int(n)
+		case creating:
+			m.isDraft = n&msgflagUnsent != 0
+			m.isRead = n&msgflagRead != 0
+		}
+	case tagDeliveryTime, tagSubmitTime:
+		ts, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(p.Value))
+		if err != nil {
+			return bad()
+		}
+		switch {
+		case !creating:
+		case key == tagDeliveryTime:
+			m.received = ts.UTC()
+		default:
+			m.sent = ts.UTC()
+		}
+	}
+	if !creating && slices.Contains(readOnlyAfterSave, key) && m.hasProp(key) {
+		return nil // accepted, and the value of the creation stays
+	}
+	m.setProp(p.ID, p.Value)
+	return nil
+}
+
+func (m *message) hasProp(key string) bool {
+	return slices.ContainsFunc(m.props, func(p extProp) bool { return normalizePropID(p.id) == key })
+}
+
 // patchMessage answers PATCH .../messages/{id}
 // (https://learn.microsoft.com/graph/api/message-update): isRead, flag,
 // categories and importance on any message; subject and body only while
-// isDraft is true (otherwise ignored); singleValueExtendedProperties are
-// stored verbatim, but PidTagMessageFlags is read-only after the first save
-// (MS-OXCMSG 2.2.1.6) and the emulator does not let a later
-// PidTagMessageDeliveryTime/PidTagClientSubmitTime change
-// receivedDateTime/sentDateTime, since no Microsoft page documents that it
-// does. 200 with the message.
+// isDraft is true (otherwise ignored); internetMessageHeaders are
+// checked (x- names only) but ignored, since custom headers are added
+// "only when creating a message"
+// (https://learn.microsoft.com/graph/api/resources/message).
+// singleValueExtendedProperties are stored, except that PidTagMessageFlags,
+// PidTagMessageDeliveryTime and PidTagClientSubmitTime keep the value of
+// the creation and change nothing: PidTagMessageFlags is read-only after
+// the first save (MS-OXCMSG 2.2.1.6), and no Microsoft page documents that
+// a later 0x0E06/0x0039 moves receivedDateTime/sentDateTime. The PATCH
+// still answers 200. PidTagLastVerbExecuted can change. 200 with the
+// message; a rejected PATCH changes nothing.
 func (s *Server) patchMessage(c *call, mb *mailbox, m *message) reply {
 	var in messageInput
 	if err := json.Unmarshal(c.body, &in); err != nil {
 		return graphError(c, http.StatusBadRequest, "RequestBodyRead", "Invalid JSON in the request body: "+err.Error())
+	}
+	if r := checkHeaders(c, in.InternetMessageHeaders); r != nil {
+		return *r
+	}
+	if r := checkBody(c, in.Body); r != nil {
+		return *r
 	}
 	// Validate on a copy so that a bad request changes nothing.
 	cp := *m
@@ -577,10 +694,9 @@ func (s *Server) patchMessage(c *call, mb *mailbox, m *message) reply {
 		}
 	}
 	for _, p := range in.SingleValueExtendedProperties {
-		if normalizePropID(p.ID) == tagMessageFlags {
-			continue
+		if r := applyProp(c, &cp, p, false); r != nil {
+			return *r
 		}
-		cp.setProp(p.ID, p.Value)
 	}
 	cp.mod = now()
 	*m = cp

@@ -3,6 +3,7 @@ package exchangetest
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -30,7 +31,23 @@ type Options struct {
 	// concurrency slot, so that concurrency budgets can be exceeded by
 	// a test; 0 means none.
 	Latency time.Duration
+	// MaxMessageBytes is the mailbox's maximum message size: the body
+	// plus every attachment of one message. Exchange Online's default is
+	// 35 MB and administrators can raise it to 150 MB
+	// (https://learn.microsoft.com/graph/api/attachment-createuploadsession,
+	// tip). Beyond it, adding an attachment answers 400
+	// ErrorMessageSizeExceeded. 0 means 150 MB (150*1024*1024), the
+	// largest size Exchange Online allows, so that nothing is refused
+	// that a tenant could accept; set 35*1024*1024 to test the default.
+	MaxMessageBytes int64
 }
+
+// The windows of the per-mailbox budgets before Options.TimeScale divides
+// them (https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits).
+const (
+	RequestWindow = 10 * time.Minute // Budgets.RequestsPer10Min
+	UploadWindow  = 5 * time.Minute  // Budgets.UploadBytesPer5Min
+)
 
 // Budgets are Exchange Online's per-app-per-mailbox limits
 // (https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits).
@@ -61,11 +78,17 @@ type Stats struct {
 	Requests int
 	// Throttled is the number of requests answered 429 (injected or by a budget).
 	Throttled int
+	// ThrottledBy splits Throttled by reason: "MailboxConcurrency",
+	// "MailboxRequests", "MailboxUpload" (the budgets) and "Injected"
+	// (FailNext).
+	ThrottledBy map[string]int
 	// ByRoute counts requests by method and route template, e.g.
 	// "POST /users/{user}/mailFolders/{id}/importMime".
 	ByRoute map[string]int
 	// UploadBytes is the number of (uncompressed) request body bytes of
-	// POST, PATCH and PUT requests.
+	// POST, PATCH and PUT requests as the mailbox sees them, throttled or
+	// not: the sub-requests of a $batch count, its envelope does not; the
+	// PUTs to an upload session count.
 	UploadBytes int64
 }
 
@@ -94,6 +117,26 @@ type Message struct {
 	// client spelled it, to its value, e.g.
 	// "String {GUID} Name mailferrySourceId" -> "...".
 	ExtendedProperties map[string]string
+	// LastVerbExecuted is PidTagLastVerbExecuted (Integer 0x1081): 102
+	// reply, 103 reply all, 104 forward (NOTEIVERB_REPLYTOSENDER,
+	// NOTEIVERB_REPLYTOALL, NOTEIVERB_FORWARD of MS-OXOMSG;
+	// https://learn.microsoft.com/openspecs/exchange_server_protocols/ms-oxprops/4ec55eac-14b3-4dfa-adf3-340c0dcccd44);
+	// 0 when unset.
+	LastVerbExecuted int
+	// Attachments are the message's file attachments, in the order they
+	// were added (POST .../attachments, upload sessions, or the
+	// attachments of a JSON create). A MIME import keeps its attachments
+	// inside MIME and lists none here.
+	Attachments []Attachment
+}
+
+// Attachment is a file attachment as the inspection API shows it
+// (https://learn.microsoft.com/graph/api/resources/fileattachment).
+type Attachment struct {
+	ID, Name, ContentType, ContentID string
+	IsInline                         bool
+	Size                             int
+	Content                          []byte
 }
 
 // Server is an in-memory Microsoft Graph mail emulator served over HTTP on
@@ -104,6 +147,8 @@ type Server struct {
 
 	mu        sync.Mutex
 	mailboxes map[string]*mailbox // by lower-cased user key (id or UPN)
+	noMailbox map[string]bool     // users without an Exchange mailbox, lower-cased
+	sessions  map[string]*uploadSession
 	faults    []fault
 	resets    int
 	reject    func([]byte) bool
@@ -144,10 +189,12 @@ type message struct {
 	received, sent, created, mod time.Time
 	props                        []extProp // in insertion order
 	body                         map[string]any
-	from                         any
-	to, cc, bcc                  any
-	headers                      any
-	hasAttachments               bool
+	from, sender                 any
+	to, cc, bcc, replyTo         any
+	headers                      []internetHeader
+	hasAttachments               bool // of the MIME (multipart/mixed); see hasAttachment
+	lastVerb                     int
+	attachments                  []*attachment
 }
 
 type extProp struct{ id, value string }
@@ -169,7 +216,10 @@ func NewTLSServer(opts *Options) *Server {
 }
 
 func newServer(opts *Options) *Server {
-	s := &Server{mailboxes: map[string]*mailbox{}, budgets: map[*mailbox]*budgetState{}}
+	s := &Server{
+		mailboxes: map[string]*mailbox{}, noMailbox: map[string]bool{},
+		sessions: map[string]*uploadSession{}, budgets: map[*mailbox]*budgetState{},
+	}
 	if opts != nil {
 		s.opts = *opts
 	}
@@ -179,7 +229,15 @@ func newServer(opts *Options) *Server {
 	if s.opts.TimeScale <= 0 {
 		s.opts.TimeScale = 1
 	}
+	if s.opts.MaxMessageBytes <= 0 {
+		s.opts.MaxMessageBytes = 150 * 1024 * 1024
+	}
+	if s.opts.Budgets != nil {
+		b := *s.opts.Budgets
+		s.opts.Budgets = &b
+	}
 	s.stats.ByRoute = map[string]int{}
+	s.stats.ThrottledBy = map[string]int{}
 	return s
 }
 
@@ -231,7 +289,41 @@ func (s *Server) AddMailbox(user string) {
 		s.addFolder(mb, wk.name, wk.display, root.id)
 	}
 	s.mailboxes[key] = mb
+	delete(s.noMailbox, key)
 }
+
+// AddUserWithoutMailbox makes user (an id or a UPN) a directory user
+// without an Exchange Online mailbox, such as an unlicensed user or a
+// guest: every request for it answers 404 MailboxNotEnabledForRESTAPI
+// "The mailbox is either inactive, soft-deleted, or is hosted on-premise."
+// (https://github.com/microsoftgraph/microsoft-graph-docs/issues/10481,
+// https://github.com/microsoftgraph/microsoft-graph-docs-contrib/issues/405).
+// A user that is neither added this way nor with AddMailbox does not exist
+// and answers 404 ErrorInvalidUser instead. It does nothing for a user
+// that has a mailbox.
+func (s *Server) AddUserWithoutMailbox(user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := strings.ToLower(user)
+	if _, ok := s.mailboxes[key]; !ok {
+		s.noMailbox[key] = true
+	}
+}
+
+// Budgets returns a copy of the budgets in force (Options.Budgets), or nil
+// when throttling is off. Their windows are RequestWindow and UploadWindow
+// divided by TimeScale.
+func (s *Server) Budgets() *Budgets {
+	if s.opts.Budgets == nil {
+		return nil
+	}
+	b := *s.opts.Budgets
+	return &b
+}
+
+// TimeScale returns the factor that divides every budget window
+// (Options.TimeScale; 1 when it was not set).
+func (s *Server) TimeScale() float64 { return s.opts.TimeScale }
 
 func (s *Server) addFolder(mb *mailbox, wellKnown, display, parent string) *folder {
 	s.seq++
@@ -335,7 +427,12 @@ func (m *message) export() Message {
 	for _, p := range m.props {
 		props[p.id] = p.value
 	}
+	var atts []Attachment
+	for _, a := range m.attachments {
+		atts = append(atts, a.export())
+	}
 	return Message{
+		LastVerbExecuted: m.lastVerb, Attachments: atts,
 		ID: m.id, FolderID: m.folderID, MIME: slices.Clone(m.mime),
 		IsDraft: m.isDraft, IsRead: m.isRead, FlagStatus: m.flagStatus,
 		Categories: slices.Clone(m.categories), Importance: m.importance,
@@ -394,9 +491,7 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stats
-	st.ByRoute = make(map[string]int, len(s.stats.ByRoute))
-	for k, v := range s.stats.ByRoute {
-		st.ByRoute[k] = v
-	}
+	st.ByRoute = maps.Clone(s.stats.ByRoute)
+	st.ThrottledBy = maps.Clone(s.stats.ThrottledBy)
 	return st
 }

@@ -53,6 +53,12 @@ func do(t *testing.T, s *Server, method, path string, body []byte, contentType s
 	for _, o := range opts {
 		o(req)
 	}
+	return doReq(t, s, req)
+}
+
+// doReq sends req as it is and reads the answer.
+func doReq(t *testing.T, s *Server, req *http.Request) resp {
+	t.Helper()
 	res, err := s.Client().Do(req)
 	require.NoError(t, err)
 	defer res.Body.Close()
@@ -440,6 +446,7 @@ func TestFailNext(t *testing.T) {
 	st := s.Stats()
 	assert.Equal(t, 4, st.Requests)
 	assert.Equal(t, 2, st.Throttled)
+	assert.Equal(t, map[string]int{"Injected": 2}, st.ThrottledBy)
 }
 
 func TestResetNext(t *testing.T) {
@@ -461,10 +468,22 @@ func TestUnknownMailbox(t *testing.T) {
 	s := newTestServer(t, nil)
 	r := do(t, s, "GET", "/v1.0/users/nobody@contoso.com/mailFolders/inbox", nil, "")
 	assert.Equal(t, 404, r.status)
-	assert.Equal(t, "MailboxNotEnabledForRESTAPI", r.errCode())
+	assert.Equal(t, "ErrorInvalidUser", r.errCode())
 	e := r.json["error"].(map[string]any)
-	assert.Equal(t, "The mailbox is either inactive, soft-deleted, or is hosted on-premise.", e["message"])
+	assert.Equal(t, "The requested user 'nobody@contoso.com' is invalid.", e["message"])
 	assert.NotEmpty(t, e["innerError"].(map[string]any)["request-id"])
+
+	s.AddUserWithoutMailbox("Guest@contoso.com")
+	r = do(t, s, "POST", "/beta/users/guest@contoso.com/mailFolders/inbox/importMime", b64(sampleMIME), "text/plain")
+	assert.Equal(t, 404, r.status)
+	assert.Equal(t, "MailboxNotEnabledForRESTAPI", r.errCode())
+	e = r.json["error"].(map[string]any)
+	assert.Equal(t, "The mailbox is either inactive, soft-deleted, or is hosted on-premise.", e["message"])
+
+	// A mailbox added later wins; adding a user without a mailbox then does nothing.
+	s.AddMailbox("guest@contoso.com")
+	s.AddUserWithoutMailbox("guest@contoso.com")
+	assert.Equal(t, 200, do(t, s, "GET", "/v1.0/users/guest@contoso.com/mailFolders/inbox", nil, "").status)
 }
 
 func TestQuotaExceeded(t *testing.T) {
