@@ -2,37 +2,68 @@
 // through Microsoft Graph, with github.com/microsoftgraph/msgraph-sdk-go.
 //
 // One Client serves one tenant: it holds one msgraph request adapter, one
-// token cache and one HTTP pipeline. Client.Mailbox returns the Sink for
-// one user of that tenant:
+// token cache, one HTTP pipeline and one throttling budget per mailbox.
+// Client.Mailbox returns the Sink for one user of that tenant:
 //
 //	cred, _ := azidentity.NewClientSecretCredential(tenantID, clientID, secret, nil)
 //	c, _ := exchange.NewClient(&exchange.Options{Credential: cred})
 //	sink := c.Mailbox("alice@contoso.com")
 //
+// # Authentication
+//
+// Options.Credential is any azcore.TokenCredential. For an unattended
+// migration, use an app registration with application permissions and
+// either a client secret (azidentity.NewClientSecretCredential) or, better
+// for production, a certificate (azidentity.ParseCertificates and
+// azidentity.NewClientCertificateCredential); see the examples of
+// NewClient. The Client asks for "https://graph.microsoft.com/.default",
+// caches the token, renews it five minutes before it expires and once more
+// when Graph answers 401, and answers Continuous Access Evaluation claims
+// challenges. Tokens never appear in errors or logs.
+//
 // # Permissions
 //
-// The app registration needs these Microsoft Graph application permissions
-// (admin consent):
+// The app registration needs these Microsoft Graph application
+// permissions, with admin consent (an application access policy can
+// restrict them to the migrated mailboxes):
 //
-//   - Mail.ReadWrite: folders (EnsureFolder), flags (SetFlags) and look-ups
-//     (FindWatermark, FindMessageID).
-//   - Mail-Advanced.ReadWrite.All: Put, which imports MIME with
-//     POST /users/{id}/mailFolders/{id}/importMime (beta)
-//     (https://learn.microsoft.com/graph/api/mailfolder-importmime?view=graph-rest-beta).
+//   - Mail-Advanced.ReadWrite.All: Put of messages up to MaxImportSize,
+//     which imports their MIME with POST .../mailFolders/{id}/importMime
+//     (beta, https://learn.microsoft.com/graph/api/mailfolder-importmime?view=graph-rest-beta).
+//     Not needed when Options.ReceivedDates is ReceivedDateFromSource and
+//     no source message is a draft.
+//   - Mail.ReadWrite: everything else: EnsureFolder, drafts, the JSON
+//     create of large messages with their attachments and upload sessions,
+//     the flag and watermark PATCH after an import, SetFlags,
+//     SetFlagsBatch ($batch), FindWatermark and FindMessageID.
 //
-// # Retries
+// # Throttling and retries
 //
-// Throttling (429), 503, 504 and dropped connections are retried in one
-// place, a RoundTripper at the bottom of the HTTP pipeline; see Options.
-// msgraph-sdk-go's own RetryHandler is left out of the pipeline so that
-// retries are never multiplied.
+// Exchange Online throttles per app per mailbox: 4 concurrent requests,
+// 10,000 requests per 10 minutes, 150 MB of upload per 5 minutes
+// (https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits).
+// The Client paces each mailbox to Options.Budget (DefaultBudget: those
+// limits) before Graph has to say no: a semaphore for concurrency and two
+// token buckets for requests and upload bytes; see Budget.
 //
-// # Limitations
+// What still comes back as 429, 503 or 504, and dropped connections, is
+// retried in one place, a RoundTripper at the bottom of the HTTP pipeline
+// (msgraph-sdk-go's own RetryHandler is left out, so that retries are never
+// multiplied), after Retry-After or an exponential backoff, Options.MaxRetries
+// times. A Retry-After pauses every request of that mailbox, not only the
+// refused one, and each such answer is reported to the Mailbox's observer
+// (migrate.Observable) as a migrate.EventThrottled. $batch sub-responses,
+// which no middleware sees, are retried by SetFlagsBatch the same way. A
+// creating POST whose answer was lost (connection dropped, 504) is not
+// sent again before Put has looked for the item it may have created.
 //
-// This version imports messages of at most 3 MB of MIME (4 MB once base64
-// encoded, Graph's request limit); larger ones fail with migrate.ErrItem.
-// importMime does not take a received date, so the received date is the
-// import time rather than the source's INTERNALDATE.
+// # Dates
+//
+// Graph cannot give an item both its exact MIME and the source's received
+// date; Options.ReceivedDates chooses, see ReceivedDates. The default
+// keeps the MIME byte for byte for every message up to MaxImportSize (3 MB),
+// received at import time; larger messages always keep their received
+// date and lose their exact MIME (see Put).
 package exchange
 
 import (
@@ -42,6 +73,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -88,6 +120,62 @@ type Options struct {
 	// before its error reaches the caller marked migrate.ErrTransient.
 	// Zero means 5; a negative value disables retries.
 	MaxRetries int
+
+	// Budget is the share of Exchange Online's per-app-per-mailbox limits
+	// that the Client paces each mailbox's requests to. nil means
+	// DefaultBudget(), Microsoft's documented limits; &Budget{} turns
+	// pacing off (for an emulator without budgets). See Budget.
+	Budget *Budget
+
+	// ReceivedDates chooses between a byte-identical MIME and the source's
+	// received date for messages that importMime could take. Default
+	// ReceivedDateAtImport. See ReceivedDates.
+	ReceivedDates ReceivedDates
+}
+
+// ReceivedDates chooses how Put creates messages, which decides the
+// received date ("Received" in Outlook, receivedDateTime in Graph) they
+// get. Microsoft Graph offers no way to have both the exact MIME and the
+// source's received date:
+//
+//   - importMime (https://learn.microsoft.com/graph/api/mailfolder-importmime?view=graph-rest-beta)
+//     keeps the MIME byte for byte but takes nothing but the MIME, so the
+//     received date is the time of the import; and PidTagMessageDeliveryTime,
+//     which holds it, can be set only when an item is first saved
+//     (MS-OXCMSG 2.2.3.9 for PidTagMessageFlags; Exchange treats the
+//     delivery time the same way), not by a later PATCH.
+//   - A JSON create (https://learn.microsoft.com/graph/api/user-post-messages)
+//     can set PidTagMessageDeliveryTime at creation, so the received date is
+//     the source's INTERNALDATE, but Exchange then builds the MIME from the
+//     item's fields: the stored MIME is not the source's (see Put for what
+//     it keeps).
+//
+// Either way the sent date is the message's Date header.
+type ReceivedDates int
+
+const (
+	// ReceivedDateAtImport imports every message that fits in one request
+	// (MaxImportSize) with importMime, byte for byte, received at the time
+	// of the import; larger messages, which importMime cannot take, go
+	// through the JSON create and keep their received date. The default:
+	// a migration is judged first on content that is exactly the source's.
+	ReceivedDateAtImport ReceivedDates = iota
+	// ReceivedDateFromSource creates every message with the JSON create,
+	// so that every received date is the source's INTERNALDATE, at the
+	// cost of a MIME that Exchange rebuilds from the fields. Drafts that
+	// fit keep their MIME (they have no received date to keep).
+	ReceivedDateFromSource
+)
+
+// String returns the policy's name.
+func (r ReceivedDates) String() string {
+	switch r {
+	case ReceivedDateAtImport:
+		return "at-import"
+	case ReceivedDateFromSource:
+		return "from-source"
+	}
+	return "ReceivedDates(" + strconv.Itoa(int(r)) + ")"
 }
 
 // Client is a connection to one tenant's Microsoft Graph. It is safe for
@@ -99,6 +187,16 @@ type Client struct {
 	logger  *slog.Logger
 	tokens  *tokenSource
 	retry   *retryTransport
+	budget  *Budget
+	dates   ReceivedDates
+	// upload sends the PUTs of upload sessions: through retryTransport
+	// (pacing, retries) but not the request adapter, since an upload URL
+	// is pre-authenticated and must not carry the Authorization header
+	// (https://learn.microsoft.com/graph/api/attachment-createuploadsession).
+	upload *http.Client
+
+	pacersMu sync.Mutex
+	pacers   map[string]*pacer // by lower-cased user
 }
 
 // NewClient returns a Client for the tenant that opts.Credential signs in
@@ -163,6 +261,11 @@ func NewClient(opts *Options) (*Client, error) {
 		return nil, fmt.Errorf("exchange: request adapter: %w", err)
 	}
 	adapter.SetBaseUrl(base + "/v1.0")
+	budget := o.Budget
+	if budget == nil {
+		budget = DefaultBudget()
+	}
+	b := *budget
 	return &Client{
 		graph:   msgraphsdk.NewGraphServiceClient(adapter),
 		adapter: adapter,
@@ -170,6 +273,11 @@ func NewClient(opts *Options) (*Client, error) {
 		logger:  logger,
 		tokens:  tokens,
 		retry:   rt,
+		budget:  &b,
+		dates:   o.ReceivedDates,
+		upload: &http.Client{Transport: rt,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		pacers: map[string]*pacer{},
 	}, nil
 }
 
@@ -204,28 +312,37 @@ func isLoopback(host string) bool {
 // unlicensed mailbox shows on the first call, as an error matching
 // migrate.ErrMailbox.
 func (c *Client) Mailbox(user string) *Mailbox {
-	return &Mailbox{c: c, user: user, folders: map[folderKey]string{}}
+	return &Mailbox{c: c, user: user, folders: map[folderKey]string{}, pacer: c.pacerFor(user)}
 }
 
 // Mailbox is one user's Exchange Online mailbox as a migrate.Sink. It also
-// implements migrate.FlagSetter, migrate.WatermarkFinder and
-// migrate.MessageIDFinder. It is safe for concurrent use, including
-// concurrent Puts; Exchange Online allows 4 concurrent requests per app
-// per mailbox and throttles beyond that (retried here, but costly), so
-// callers should keep at most 4 calls in flight per mailbox.
+// implements migrate.FlagSetter, migrate.BatchFlagSetter,
+// migrate.WatermarkFinder, migrate.MessageIDFinder and migrate.Observable.
+// It is safe for concurrent use, including concurrent Puts: whatever the
+// number of callers, its requests are paced to the Client's Budget (4 in
+// flight by default), so 4 Puts at a time (migrate.Options.PutsPerMailbox)
+// keep it busy and more only wait. Every Mailbox of one Client for the
+// same user shares that budget.
 type Mailbox struct {
 	c    *Client
 	user string
 
+	pacer *pacer // shared with every Mailbox of c for the same user
+
 	mu      sync.Mutex
 	folders map[folderKey]string // EnsureFolder's cache
+
+	obsMu    sync.Mutex
+	observer func(migrate.Event)
 }
 
 var (
 	_ migrate.Sink            = (*Mailbox)(nil)
 	_ migrate.FlagSetter      = (*Mailbox)(nil)
+	_ migrate.BatchFlagSetter = (*Mailbox)(nil)
 	_ migrate.WatermarkFinder = (*Mailbox)(nil)
 	_ migrate.MessageIDFinder = (*Mailbox)(nil)
+	_ migrate.Observable      = (*Mailbox)(nil)
 )
 
 // User returns the user id or principal name the Mailbox was made for.

@@ -12,8 +12,8 @@ import (
 )
 
 // inspector reads items back from the emulator for migratetest.TestSink:
-// isRead is \Seen, flagStatus "flagged" is \Flagged, categories are
-// keywords.
+// isRead is \Seen, flagStatus "flagged" is \Flagged, a last verb
+// (PidTagLastVerbExecuted) is \Answered, categories are keywords.
 type inspector struct {
 	srv  *exchangetest.Server
 	user string
@@ -30,6 +30,9 @@ func (i inspector) Item(_ context.Context, itemID string) (migratetest.StoredIte
 	}
 	if m.FlagStatus == "flagged" {
 		flags = append(flags, migrate.FlagFlagged)
+	}
+	if m.LastVerbExecuted != 0 {
+		flags = append(flags, migrate.FlagAnswered)
 	}
 	for _, c := range m.Categories {
 		flags = append(flags, migrate.Flag(c))
@@ -50,6 +53,7 @@ func newEmulatorSink(t *testing.T) (migrate.Sink, migratetest.Inspector) {
 		Credential: staticCredential{"conformance-token"},
 		BaseURL:    srv.URL(),
 		HTTPClient: srv.Client(),
+		Budget:     &exchange.Budget{}, // the emulator has no budgets here
 	})
 	if err != nil {
 		t.Fatal(err)

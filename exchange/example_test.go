@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"os"
 	"strings"
 	"time"
 
@@ -81,9 +82,11 @@ func Example() {
 
 // ExampleNewClient connects to a real tenant with an app registration's
 // client secret. The app needs the Mail.ReadWrite and
-// Mail-Advanced.ReadWrite.All application permissions.
+// Mail-Advanced.ReadWrite.All application permissions (see the package
+// documentation). The secret comes from the environment or a vault, never
+// from the source code.
 func ExampleNewClient() {
-	cred, err := azidentity.NewClientSecretCredential("<tenant id>", "<client id>", "<client secret>", nil)
+	cred, err := azidentity.NewClientSecretCredential("<tenant id>", "<client id>", os.Getenv("MAILFERRY_CLIENT_SECRET"), nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -93,4 +96,30 @@ func ExampleNewClient() {
 	}
 	var sink migrate.Sink = c.Mailbox("alice@contoso.com")
 	_ = sink
+}
+
+// ExampleNewClient_certificate connects with a certificate registered on
+// the app registration instead of a secret: a PEM or PKCS#12 file holding
+// the certificate and its private key.
+func ExampleNewClient_certificate() {
+	data, err := os.ReadFile("mailferry-app.pem")
+	if err != nil {
+		log.Fatal(err)
+	}
+	certs, key, err := azidentity.ParseCertificates(data, nil) // nil: the key has no password
+	if err != nil {
+		log.Fatal(err)
+	}
+	cred, err := azidentity.NewClientCertificateCredential("<tenant id>", "<client id>", certs, key, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	c, err := exchange.NewClient(&exchange.Options{
+		Credential:    cred,
+		ReceivedDates: exchange.ReceivedDateFromSource, // exact received dates; MIME rebuilt by Exchange
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = c.Mailbox("alice@contoso.com")
 }

@@ -73,6 +73,9 @@ type envOptions struct {
 	serverToken string
 	tokens      []string
 	maxRetries  int
+	budget      *Budget // nil: no pacing
+	dates       ReceivedDates
+	server      *exchangetest.Options // emulator options; Token is set from serverToken
 	// hook, if set, sees every request first; returning a nil response
 	// and nil error passes it on to the emulator.
 	hook func(*http.Request) (*http.Response, error)
@@ -87,9 +90,17 @@ func newEnv(t *testing.T, o *envOptions) *env {
 	if serverToken == "" {
 		serverToken = testToken
 	}
-	srv := exchangetest.NewServer(&exchangetest.Options{Token: serverToken})
+	so := exchangetest.Options{}
+	if o.server != nil {
+		so = *o.server
+	}
+	so.Token = serverToken
+	srv := exchangetest.NewServer(&so)
 	t.Cleanup(srv.Close)
 	srv.AddMailbox(testUser)
+	if o.budget == nil {
+		o.budget = &Budget{}
+	}
 	tokens := o.tokens
 	if tokens == nil {
 		tokens = []string{testToken}
@@ -106,11 +117,13 @@ func newEnv(t *testing.T, o *envOptions) *env {
 		})}
 	}
 	c, err := NewClient(&Options{
-		Credential: e.cred,
-		BaseURL:    srv.URL(),
-		HTTPClient: hc,
-		Logger:     slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		MaxRetries: o.maxRetries,
+		Credential:    e.cred,
+		BaseURL:       srv.URL(),
+		HTTPClient:    hc,
+		Logger:        slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		MaxRetries:    o.maxRetries,
+		Budget:        o.budget,
+		ReceivedDates: o.dates,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -362,21 +375,32 @@ func TestPutTooLarge(t *testing.T) {
 	ctx := context.Background()
 	inbox := e.wellKnown(t, "inbox")
 	before := e.srv.Stats().Requests
+	huge := message("INBOX", 1, sampleMIME("<huge@example.org>", "huge"))
+	huge.Size = MaxMessageSize + 1
+	if _, err := e.mb.Put(ctx, inbox, huge); !errors.Is(err, migrate.ErrItem) || !strings.Contains(err.Error(), "more than") {
+		t.Errorf("Put of %d bytes: %v, want ErrItem too large", huge.Size, err)
+	}
+	// Over MaxImportSize it takes the JSON path, where a main body over
+	// 3 MB cannot go into the create.
 	raw := append(sampleMIME("<big@example.org>", "big"), bytes.Repeat([]byte("x"), MaxImportSize)...)
 	m := message("INBOX", 1, raw)
 	m.Size = 0 // a source that does not know the size: Put still counts
 	_, err := e.mb.Put(ctx, inbox, m)
-	if !errors.Is(err, migrate.ErrItem) || !strings.Contains(err.Error(), "too large for importMime") {
-		t.Errorf("Put of %d bytes: %v, want ErrItem too large", len(raw), err)
+	if !errors.Is(err, migrate.ErrItem) || !strings.Contains(err.Error(), "main body over") {
+		t.Errorf("Put of %d bytes of text: %v, want ErrItem body too large", len(raw), err)
 	}
 	if n := e.srv.Stats().Requests - before; n != 0 {
-		t.Errorf("Put of a too large message made %d requests", n)
+		t.Errorf("Put of too large messages made %d requests", n)
 	}
-	// Exactly MaxImportSize goes through (4 MB of base64).
+	// Exactly MaxImportSize goes through importMime (4 MB of base64).
 	exact := append(sampleMIME("<exact@example.org>", "exact"), []byte{}...)
 	exact = append(exact, bytes.Repeat([]byte("y"), MaxImportSize-len(exact))...)
-	if _, err := e.mb.Put(ctx, inbox, message("INBOX", 2, exact)); err != nil {
-		t.Errorf("Put of exactly %d bytes: %v", len(exact), err)
+	id, err := e.mb.Put(ctx, inbox, message("INBOX", 2, exact))
+	if err != nil {
+		t.Fatalf("Put of exactly %d bytes: %v", len(exact), err)
+	}
+	if got, _ := e.srv.Message(testUser, id); !bytes.Equal(got.MIME, exact) {
+		t.Errorf("Put of exactly %d bytes: MIME not kept", len(exact))
 	}
 }
 
@@ -469,8 +493,12 @@ func TestRetryThrottled(t *testing.T) {
 	if len(e.srv.Messages(testUser)) != 1 {
 		t.Errorf("%d messages after retries, want 1", len(e.srv.Messages(testUser)))
 	}
-	if !slices.Equal(e.waits, []time.Duration{time.Second, time.Second}) {
-		t.Errorf("waits %v, want Retry-After's [1s 1s]", e.waits)
+	// The throttled request waits Retry-After itself; with the clock
+	// standing still in this test, the PATCH that follows also sees the
+	// mailbox paused (every request of a throttled mailbox waits).
+	if len(e.waits) < 2 || !slices.Equal(e.waits[:2], []time.Duration{time.Second, time.Second}) ||
+		len(e.waits) > 3 || (len(e.waits) == 3 && e.waits[2] > time.Second) {
+		t.Errorf("waits %v, want Retry-After's [1s 1s] and at most the rest of the pause", e.waits)
 	}
 	if st := e.srv.Stats(); st.Throttled != 2 {
 		t.Errorf("throttled %d, want 2", st.Throttled)

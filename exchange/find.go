@@ -9,8 +9,8 @@ import (
 	"github.com/mailferry/mailferry/migrate"
 )
 
-// findPageSize is the $top of the look-ups: far more than a folder should
-// ever hold of one watermark or one Message-ID.
+// findPageSize is the $top of the look-ups by Message-ID; further pages
+// are followed.
 const findPageSize = 100
 
 // FindWatermark implements migrate.WatermarkFinder: it returns the id of
@@ -25,9 +25,10 @@ const findPageSize = 100
 //
 // Needs the Mail.ReadWrite permission (Mail.Read suffices).
 func (mb *Mailbox) FindWatermark(ctx context.Context, folderID string, id migrate.SourceID) (string, error) {
+	ctx = mb.scoped(ctx)
 	filter := fmt.Sprintf("singleValueExtendedProperties/Any(ep: ep/id eq %s and ep/value eq %s)",
 		quote(WatermarkProperty), quote(id.String()))
-	ids, err := mb.findMessages(ctx, folderID, filter, 1)
+	ids, err := mb.findMessages(ctx, folderID, filter, 1, 1)
 	if err != nil {
 		return "", classify(fmt.Sprintf("find watermark %s in folder %s", id, folderID), err)
 	}
@@ -39,44 +40,53 @@ func (mb *Mailbox) FindWatermark(ctx context.Context, folderID string, id migrat
 
 // FindMessageID implements migrate.MessageIDFinder: it returns the ids of
 // the messages in folderID whose internetMessageId is messageID (with its
-// angle brackets), at most 100, with
+// angle brackets), all of them, 100 per page, with
 // GET /users/{id}/mailFolders/{id}/messages?$filter=internetMessageId eq '...'&$select=id
 // (https://learn.microsoft.com/graph/api/user-list-messages).
 //
 // Needs the Mail.ReadWrite permission (Mail.Read suffices).
 func (mb *Mailbox) FindMessageID(ctx context.Context, folderID, messageID string) ([]string, error) {
+	ctx = mb.scoped(ctx)
 	if messageID == "" {
 		return nil, nil
 	}
-	ids, err := mb.findMessages(ctx, folderID, "internetMessageId eq "+quote(messageID), findPageSize)
+	ids, err := mb.findMessages(ctx, folderID, "internetMessageId eq "+quote(messageID), findPageSize, 0)
 	if err != nil {
 		return nil, classify(fmt.Sprintf("find Message-ID %s in folder %s", messageID, folderID), err)
 	}
 	return ids, nil
 }
 
-// findMessages returns the ids of the first top messages of folderID that
-// match filter. The error is the SDK's, unclassified.
-func (mb *Mailbox) findMessages(ctx context.Context, folderID, filter string, top int32) ([]string, error) {
-	resp, err := mb.c.graph.Users().ByUserId(mb.user).MailFolders().ByMailFolderId(folderID).Messages().Get(ctx,
-		&users.ItemMailFoldersItemMessagesRequestBuilderGetRequestConfiguration{
-			QueryParameters: &users.ItemMailFoldersItemMessagesRequestBuilderGetQueryParameters{
-				Filter: &filter,
-				Select: []string{"id"},
-				Top:    &top,
-			},
-		})
-	if err != nil {
-		return nil, err
-	}
-	if resp == nil {
-		return nil, nil
-	}
+// findMessages returns the ids of the messages of folderID that match
+// filter, following @odata.nextLink (https://learn.microsoft.com/graph/paging)
+// until limit ids are found (0: all of them), top per page. The error is
+// the SDK's, unclassified.
+func (mb *Mailbox) findMessages(ctx context.Context, folderID, filter string, top int32, limit int) ([]string, error) {
+	msgs := mb.c.graph.Users().ByUserId(mb.user).MailFolders().ByMailFolderId(folderID).Messages()
+	resp, err := msgs.Get(ctx, &users.ItemMailFoldersItemMessagesRequestBuilderGetRequestConfiguration{
+		QueryParameters: &users.ItemMailFoldersItemMessagesRequestBuilderGetQueryParameters{
+			Filter: &filter,
+			Select: []string{"id"},
+			Top:    &top,
+		},
+	})
 	var ids []string
-	for _, m := range resp.GetValue() {
-		if m != nil && m.GetId() != nil && *m.GetId() != "" {
-			ids = append(ids, *m.GetId())
+	for {
+		if err != nil {
+			return nil, err
 		}
+		if resp == nil {
+			return ids, nil
+		}
+		for _, m := range resp.GetValue() {
+			if m != nil && m.GetId() != nil && *m.GetId() != "" {
+				ids = append(ids, *m.GetId())
+			}
+		}
+		next := resp.GetOdataNextLink()
+		if next == nil || *next == "" || (limit > 0 && len(ids) >= limit) {
+			return ids, nil
+		}
+		resp, err = msgs.WithUrl(*next).Get(ctx, nil)
 	}
-	return ids, nil
 }

@@ -2,11 +2,15 @@ package exchange
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
@@ -41,7 +45,9 @@ type folderKey struct {
 // folder named name under parentID ("" is the top of the mailbox, that is
 // msgfolderroot), which it looks up by displayName and creates when it is
 // absent. Results are cached in the Mailbox, so each folder costs one
-// look-up per run.
+// look-up per run. The display name is FolderDisplayName(name): names
+// Graph would refuse (blank ones) or that are too long are escaped or
+// shortened, reversibly where possible.
 //
 // Exchange refuses a second folder of the same name under one parent with
 // ErrorFolderExists (https://learn.microsoft.com/graph/api/mailfolder-post-childfolders);
@@ -50,6 +56,7 @@ type folderKey struct {
 //
 // Needs the Mail.ReadWrite permission.
 func (mb *Mailbox) EnsureFolder(ctx context.Context, parentID, name string, role migrate.Role) (string, error) {
+	ctx = mb.scoped(ctx)
 	key := folderKey{parentID, name, role}
 	mb.mu.Lock()
 	id, ok := mb.folders[key]
@@ -67,13 +74,13 @@ func (mb *Mailbox) EnsureFolder(ctx context.Context, parentID, name string, role
 			// one); create an ordinary folder of that name instead.
 			mb.c.logger.LogAttrs(ctx, slog.LevelInfo, "exchange: well-known folder missing, creating it by name",
 				slog.String("user", mb.user), slog.String("folder", wk))
-			id, err = mb.folderByName(ctx, parentID, name)
+			id, err = mb.folderByName(ctx, parentID, FolderDisplayName(name))
 		}
 	} else {
 		if name == "" {
 			return "", migrate.ItemError(errors.New("exchange: ensure folder: empty folder name"))
 		}
-		id, err = mb.folderByName(ctx, parentID, name)
+		id, err = mb.folderByName(ctx, parentID, FolderDisplayName(name))
 	}
 	if err != nil {
 		return "", err
@@ -208,4 +215,70 @@ func parentName(parentID string) string {
 // single quote doubled (https://learn.microsoft.com/graph/query-parameters#escaping-single-quotes).
 func quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// maxFolderName is the longest folder name EnsureFolder creates, in
+// characters. No Graph page documents a limit for a mailFolder's
+// displayName; Exchange ActiveSync's FolderCreate allows 1 to 256
+// characters (MS-ASCMD DisplayName), the one documented Exchange bound,
+// and 255 leaves room for a UTF-16 surrogate.
+const maxFolderName = 255
+
+// FolderDisplayName returns the displayName EnsureFolder gives a folder
+// named name. Names are kept as they are, except where Exchange would
+// refuse or alter them:
+//
+//   - A name that is empty or all white space (Graph refuses a blank
+//     displayName) has every character escaped as %XX (UTF-8 bytes in
+//     hexadecimal), e.g. " " becomes "%20".
+//   - Control characters (U+0000 to U+001F, U+007F) are escaped as %XX.
+//   - A '%' that is followed by two hexadecimal digits, and could thus be
+//     read as an escape, is escaped as "%25", so that the mapping is
+//     reversible: UnescapeFolderName returns the original name. A '%' not
+//     followed so ("100% done") stays.
+//   - A name longer than 255 characters after escaping is cut to 246 and
+//     given "~" and 8 hexadecimal digits of its SHA-256, so that long
+//     names stay distinct; such a name cannot be reversed (the migration
+//     report and State keep the source names).
+func FolderDisplayName(name string) string {
+	blank := strings.TrimSpace(name) == ""
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case blank, c < 0x20, c == 0x7f:
+			fmt.Fprintf(&b, "%%%02X", c)
+		case c == '%' && i+2 < len(name) && isHex(name[i+1]) && isHex(name[i+2]):
+			b.WriteString("%25")
+		default:
+			b.WriteByte(c)
+		}
+	}
+	out := b.String()
+	if utf8.RuneCountInString(out) <= maxFolderName {
+		return out
+	}
+	sum := sha256.Sum256([]byte(name))
+	runes := []rune(out)[:maxFolderName-9]
+	return string(runes) + "~" + hex.EncodeToString(sum[:4])
+}
+
+// UnescapeFolderName reverses FolderDisplayName for names it did not
+// shorten: each %XX becomes the byte XX.
+func UnescapeFolderName(display string) string {
+	var b strings.Builder
+	for i := 0; i < len(display); i++ {
+		if display[i] == '%' && i+2 < len(display) && isHex(display[i+1]) && isHex(display[i+2]) {
+			v, _ := strconv.ParseUint(display[i+1:i+3], 16, 8)
+			b.WriteByte(byte(v))
+			i += 2
+			continue
+		}
+		b.WriteByte(display[i])
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }

@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"io"
@@ -45,9 +46,21 @@ import (
 // claims challenge is left to the request adapter, which asks the
 // credential for a token with those claims.
 //
+// Every attempt of a request made for a Mailbox (its context carries a
+// scope) first waits for the mailbox's pacer: a concurrency slot, its
+// request and upload tokens, and the end of any pause. A 429, 503 or 504
+// with Retry-After pauses the whole mailbox until then, and each such
+// answer is reported to the Mailbox's observer.
+//
 // Retrying a POST after a dropped connection or a 504 may create an item
 // twice if the first attempt reached Exchange; Graph has no idempotency key
-// for importMime. That risk is accepted: losing the message is worse.
+// for importMime or the JSON create. So a creating request carries a guard
+// (scope.guard) that is asked before such a retry whether the item exists
+// (Put looks it up by its watermark or, for importMime, by Message-ID
+// among unstamped items created since it began); if it does, the retry is
+// not sent and the request ends with an alreadyCreatedError naming it.
+// Without a guard (an attachment POST, a message without Message-ID) the
+// risk of a duplicate is accepted: losing the message is worse.
 type retryTransport struct {
 	base       http.RoundTripper
 	tokens     *tokenSource
@@ -73,6 +86,9 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	auth := req.Header.Get("Authorization")
 	renewed := false
+	sc := scopeOf(ctx)
+	upload := uploadSize(req, body)
+	var waited time.Time // the end of a pause this request has waited out
 	for attempt := 0; ; {
 		r := req.Clone(ctx)
 		if auth != "" {
@@ -83,7 +99,18 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 			r.ContentLength = int64(len(body))
 		}
+		release := func() {}
+		if sc != nil {
+			rel, perr := sc.mb.pacer.acquire(ctx, sc.weight, upload, waited)
+			if perr != nil {
+				return nil, perr
+			}
+			release = rel
+		}
 		resp, err := t.base.RoundTrip(r)
+		// Graph has finished with the request once it answers, so its
+		// concurrency slot is free again.
+		release()
 
 		if err == nil && resp.StatusCode == http.StatusUnauthorized && !renewed &&
 			auth != "" && t.tokens != nil && !isClaimsChallenge(resp) {
@@ -102,8 +129,27 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 
 		retry, wait := shouldRetry(resp, err)
+		if retry && wait <= 0 {
+			wait = t.backoff(attempt)
+		}
+		if sc != nil && resp != nil && isThrottle(resp.StatusCode) {
+			sc.mb.throttled(ctx, resp, wait)
+		}
 		if !retry || ctx.Err() != nil {
 			return resp, err
+		}
+		if sc != nil && sc.guard != nil && mayHaveArrived(req.Method, resp, err) {
+			// The request may have created its item before the answer
+			// was lost: ask before creating it a second time.
+			id, gerr := sc.guard(withoutGuard(ctx))
+			if gerr == nil && id != "" {
+				if resp != nil {
+					drain(resp)
+				}
+				t.logger.LogAttrs(ctx, slog.LevelInfo, "exchange: the lost request had created its item; not sending it again",
+					slog.String("method", req.Method), slog.String("path", req.URL.Path), slog.String("item", id))
+				return nil, &alreadyCreatedError{id: id}
+			}
 		}
 		if attempt >= t.maxRetries {
 			t.logger.LogAttrs(ctx, slog.LevelWarn, "exchange: giving up after retries",
@@ -111,15 +157,18 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				slog.Int("retries", attempt), slog.Int("status", statusOf(resp)), errAttr(err))
 			return resp, err
 		}
-		if wait <= 0 {
-			wait = t.backoff(attempt)
-		}
 		t.logger.LogAttrs(ctx, slog.LevelInfo, "exchange: retrying Graph request",
 			slog.String("method", req.Method), slog.String("path", req.URL.Path),
 			slog.Int("attempt", attempt+1), slog.Int("status", statusOf(resp)),
 			slog.Duration("wait", wait), errAttr(err))
 		if resp != nil {
 			drain(resp)
+		}
+		if sc != nil && resp != nil && resp.Header.Get("Retry-After") != "" {
+			// Exchange throttles per app per mailbox: every request of
+			// this mailbox waits, not only this one.
+			waited = time.Now().Add(wait)
+			sc.mb.pacer.pause(waited)
 		}
 		if serr := t.wait(ctx, wait); serr != nil {
 			return nil, serr
@@ -249,4 +298,62 @@ func errAttr(err error) slog.Attr {
 		return slog.Attr{}
 	}
 	return slog.String("error", err.Error())
+}
+
+// isThrottle reports whether status is one of the answers Graph uses to
+// tell a client to slow down or come back later
+// (https://learn.microsoft.com/graph/throttling).
+func isThrottle(status int) bool {
+	return status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable ||
+		status == http.StatusGatewayTimeout
+}
+
+// mayHaveArrived reports whether a failed attempt of a POST may
+// nevertheless have been carried out by Graph: the connection dropped after
+// the request was sent, or a gateway timed out waiting for Graph. A 429 or
+// 503 was refused; a connection that could not be opened carried nothing.
+func mayHaveArrived(method string, resp *http.Response, err error) bool {
+	if method != http.MethodPost {
+		return false
+	}
+	if err == nil {
+		return resp != nil && resp.StatusCode == http.StatusGatewayTimeout
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return false
+	}
+	return !errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// alreadyCreatedError is returned by retryTransport instead of sending a
+// creating POST again when the request's guard found the item that the
+// lost attempt created.
+type alreadyCreatedError struct{ id string }
+
+func (e *alreadyCreatedError) Error() string {
+	return "the item was created by an attempt whose answer was lost (" + e.id + ")"
+}
+
+// uploadSize is the number of body bytes Exchange counts as upload for
+// req: the uncompressed body of a POST, PATCH or PUT
+// (https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits).
+func uploadSize(req *http.Request, body []byte) int64 {
+	switch req.Method {
+	case http.MethodPost, http.MethodPatch, http.MethodPut:
+	default:
+		return 0
+	}
+	if !strings.EqualFold(req.Header.Get("Content-Encoding"), "gzip") {
+		return int64(len(body))
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		return int64(len(body))
+	}
+	n, err := io.Copy(io.Discard, zr)
+	if err != nil {
+		return int64(len(body))
+	}
+	return n
 }
