@@ -12,88 +12,54 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
-	"github.com/emersion/go-sasl"
 
 	"github.com/mailferry/mailferry/migrate"
 )
 
 // serverInfo is what a Source learns about the server after logging in.
 type serverInfo struct {
-	caps   imap.CapSet
-	prefix string // personal namespace prefix, "" or "INBOX." ...
-	delim  rune   // personal namespace delimiter, 0 if unknown
+	caps      imap.CapSet
+	mechanism string              // how the Source logged in
+	ns        *imap.NamespaceData // nil without NAMESPACE
+	prefix    string              // personal namespace prefix, "" or "INBOX." ...
+	delim     rune                // personal namespace delimiter, 0 if unknown
 }
 
-// conn returns the live connection, dialling and logging in if needed.
-func (s *Source) conn(ctx context.Context, reconnect bool) (*imapclient.Client, *serverInfo, error) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil, nil, errors.New("imapsrc: source is closed")
-	}
-	if c := s.client; c != nil {
-		info := s.caps
-		s.mu.Unlock()
-		select {
-		case <-c.Closed():
-			s.drop(c)
-		default:
-			return c, info, nil
-		}
-	} else {
-		s.mu.Unlock()
-	}
-
+// connect dials, logs in and learns about the server.
+func (s *Source) connect(ctx context.Context) (*pconn, error) {
 	start := time.Now()
 	c, raw, err := s.dial(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
+	pc := &pconn{s: s, c: c, raw: raw}
 	info, err := s.login(ctx, c, raw)
 	if err != nil {
+		raw.Close()
 		c.Close()
-		return nil, nil, err
+		return nil, err
 	}
+	pc.info = info
 	s.opts.Logger.Debug("imapsrc: connected", "source", s.String(), "security", s.opts.Security.String(),
-		"reconnect", reconnect, "elapsed", time.Since(start))
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		c.Close()
-		return nil, nil, errors.New("imapsrc: source is closed")
-	}
-	s.client, s.caps = c, info
-	s.raw[c] = raw
-	return c, info, nil
+		"mechanism", info.mechanism, "elapsed", time.Since(start))
+	return pc, nil
 }
 
-// drop forgets and closes c if it is the current connection.
-func (s *Source) drop(c *imapclient.Client) {
-	s.abort(c, nil)
-}
-
-// abort ends c at once, even in the middle of a FETCH whose response is
+// abort ends pc at once, even in the middle of a FETCH whose response is
 // still arriving: the socket is closed first, then cmd (if any) is drained,
 // then the client closed. The order matters: go-imap's reader goroutine
 // waits until a body literal has been consumed, and Client.Close waits for
 // that goroutine, so closing the client first with a literal pending would
-// never return.
-func (s *Source) abort(c *imapclient.Client, cmd *imapclient.FetchCommand) {
-	s.mu.Lock()
-	if s.client == c {
-		s.client, s.caps = nil, nil
+// never return. The connection is not reused.
+func (s *Source) abort(pc *pconn, cmds ...*imapclient.FetchCommand) {
+	pc.dead.Store(true)
+	pc.raw.Close()
+	for _, cmd := range cmds {
+		if cmd != nil {
+			_ = cmd.Close()
+		}
 	}
-	raw := s.raw[c]
-	delete(s.raw, c)
-	s.mu.Unlock()
-	if raw != nil {
-		raw.Close()
-	}
-	if cmd != nil {
-		_ = cmd.Close()
-	}
-	c.Close()
+	pc.c.Close()
 }
 
 // dial connects and waits for the greeting.
@@ -104,10 +70,13 @@ func (s *Source) dial(ctx context.Context) (*imapclient.Client, net.Conn, error)
 	}
 	dctx, cancel := context.WithTimeout(ctx, s.opts.DialTimeout)
 	defer cancel()
-	d := net.Dialer{}
-	raw, err := d.DialContext(dctx, "tcp", addr)
+	dialer := s.opts.DialContext
+	if dialer == nil {
+		dialer = (&net.Dialer{}).DialContext
+	}
+	raw, err := dialer(dctx, "tcp", addr)
 	if err != nil {
-		return nil, nil, migrate.TransientError(fmt.Errorf("imapsrc: dial %s: %w", addr, err))
+		return nil, nil, stepErr(StepDial, migrate.TransientError(fmt.Errorf("imapsrc: dial %s: %w", addr, err)))
 	}
 	nc := &deadlineConn{Conn: raw, timeout: s.opts.IOTimeout}
 	stop := context.AfterFunc(dctx, func() { raw.Close() })
@@ -125,7 +94,7 @@ func (s *Source) dial(ctx context.Context) (*imapclient.Client, net.Conn, error)
 				// greeting. Say so, and never fall back silently.
 				err = fmt.Errorf("%w (the server does not speak TLS on this port; use Security StartTLS, or Plaintext on a trusted link)", err)
 			}
-			return nil, nil, migrate.MailboxError(err)
+			return nil, nil, stepErr(StepTLS, migrate.MailboxError(err))
 		}
 		c = imapclient.New(tc, nil)
 	case StartTLS:
@@ -133,9 +102,9 @@ func (s *Source) dial(ctx context.Context) (*imapclient.Client, net.Conn, error)
 		if err != nil {
 			raw.Close()
 			if ctx.Err() == nil && dctx.Err() == nil && !connDead(nil, err) {
-				return nil, nil, migrate.MailboxError(fmt.Errorf("imapsrc: STARTTLS with %s: %w", addr, err))
+				return nil, nil, stepErr(StepTLS, migrate.MailboxError(fmt.Errorf("imapsrc: STARTTLS with %s: %w", addr, err)))
 			}
-			return nil, nil, migrate.TransientError(fmt.Errorf("imapsrc: STARTTLS with %s: %w", addr, err))
+			return nil, nil, stepErr(StepTLS, migrate.TransientError(fmt.Errorf("imapsrc: STARTTLS with %s: %w", addr, err)))
 		}
 	case Plaintext:
 		c = imapclient.New(nc, nil)
@@ -148,7 +117,7 @@ func (s *Source) dial(ctx context.Context) (*imapclient.Client, net.Conn, error)
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
-		return nil, nil, migrate.TransientError(fmt.Errorf("imapsrc: greeting from %s: %w", addr, err))
+		return nil, nil, stepErr(StepGreeting, migrate.TransientError(fmt.Errorf("imapsrc: greeting from %s: %w", addr, err)))
 	}
 	return c, raw, nil
 }
@@ -174,29 +143,28 @@ func (s *Source) tlsConfig() *tls.Config {
 func (s *Source) login(ctx context.Context, c *imapclient.Client, raw net.Conn) (*serverInfo, error) {
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
-	var err error
-	if s.opts.AuthzID != "" {
-		err = c.Authenticate(sasl.NewPlainClient(s.opts.AuthzID, s.opts.Username, s.opts.Password))
-	} else {
-		err = c.Login(s.opts.Username, s.opts.Password).Wait()
-	}
+	mech, err := s.authenticate(ctx, c)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		// The password is never part of the message: go-imap reports the
-		// server's response text only.
-		err = fmt.Errorf("imapsrc: log in as %q on %s: %w", s.opts.Username, s.opts.Addr, err)
+		var se *StepError
+		if errors.As(err, &se) {
+			return nil, err // the token source failed
+		}
+		// Neither password nor token is ever part of the message: go-imap
+		// reports the server's response text only.
+		err = fmt.Errorf("imapsrc: log in as %q on %s with %s: %w", s.opts.Username, s.opts.Addr, mech, err)
 		var ie *imap.Error
 		if errors.As(err, &ie) && ie.Code != imap.ResponseCodeUnavailable {
-			return nil, migrate.MailboxError(err)
+			return nil, stepErr(StepAuth, migrate.MailboxError(err))
 		}
 		if connDead(c, err) || ie != nil {
-			return nil, migrate.TransientError(err)
+			return nil, stepErr(StepAuth, migrate.TransientError(err))
 		}
-		return nil, migrate.MailboxError(err)
+		return nil, stepErr(StepAuth, migrate.MailboxError(err))
 	}
-	info := &serverInfo{caps: c.Caps()}
+	info := &serverInfo{caps: c.Caps(), mechanism: mech}
 	if info.caps.Has(imap.CapNamespace) || info.caps.Has(imap.CapIMAP4rev2) {
 		ns, err := c.Namespace().Wait()
 		if err != nil {
@@ -204,9 +172,12 @@ func (s *Source) login(ctx context.Context, c *imapclient.Client, raw net.Conn) 
 				return nil, migrate.TransientError(fmt.Errorf("imapsrc: NAMESPACE: %w", err))
 			}
 			s.opts.Logger.Warn("imapsrc: NAMESPACE failed; assuming no prefix", "source", s.String(), "err", err)
-		} else if ns != nil && len(ns.Personal) > 0 {
-			info.prefix = ns.Personal[0].Prefix
-			info.delim = ns.Personal[0].Delim
+		} else if ns != nil {
+			info.ns = ns
+			if len(ns.Personal) > 0 {
+				info.prefix = ns.Personal[0].Prefix
+				info.delim = ns.Personal[0].Delim
+			}
 		}
 	}
 	return info, nil

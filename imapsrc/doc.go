@@ -1,19 +1,35 @@
 // Package imapsrc is a migrate.Source over an IMAP server, built on
 // github.com/emersion/go-imap/v2.
 //
-// A Source reads one mailbox over one IMAP connection, opened on first use
-// and reopened (a bounded number of times) when it drops in the middle of a
-// List or a Fetch; the operation then resumes after the last message already
-// handed to the callback, so nothing is delivered twice and nothing is lost.
-// Folders are only ever opened read-only (EXAMINE) and bodies are fetched
-// with BODY.PEEK[], so the source mailbox is never altered (no \Seen).
+// A Source reads one mailbox over up to Options.Connections connections
+// (default 1), opened on demand and kept between operations; a
+// ServerLimit shared by the Sources of a batch caps the connections to
+// one server. A connection that drops in the middle of a List, a
+// ListChanges or a Fetch is reopened (a bounded number of times) and the
+// operation resumes after the last message already handed to the
+// callback, so nothing is delivered twice and nothing is lost; each
+// reconnect, including that of a connection found dead between two
+// operations, is counted (Reconnects) and reported (Observe). Folders are
+// only ever opened read-only (EXAMINE) and bodies are fetched with
+// BODY.PEEK[], so the source mailbox is never altered (no \Seen).
+//
+// Fetch pipelines its UID FETCH commands within a budget of bytes in
+// flight (Options.MaxBytesInFlight) and streams every body from the
+// socket: memory does not grow with the folder. ListChanges lists what
+// changed since a mod-sequence with CONDSTORE (RFC 7162) and reports
+// migrate.ErrNoModSeq where the server cannot. Probe is the "test the
+// connection" step: capabilities, namespaces, folders with their message
+// counts and sizes, and a StepError saying which step failed.
 //
 // Folder names are decoded from modified UTF-7; the personal namespace
-// prefix (NAMESPACE, "INBOX." on Courier-style servers) is removed from
-// Folder.Path; roles come from SPECIAL-USE attributes (RFC 6154) and, for
-// servers without them, from well-known and localized folder names.
+// prefix (NAMESPACE, "INBOX." on Courier-style servers) or the admin's
+// Options.UserRoot is removed from Folder.Path; roles come from
+// SPECIAL-USE attributes (RFC 6154) and, for servers without them, from
+// well-known and localized folder names.
 //
-// Admin access to another user's mailbox is either a Dovecot-style master
-// login ("alice*admin" as Username) or SASL PLAIN with an authorization
-// identity (Options.AuthzID).
+// Logins are LOGIN, SASL PLAIN (with an authorization identity for admin
+// access, Options.AuthzID; or Dovecot's "alice*admin" as Username), and
+// OAuth 2.0 with XOAUTH2 or OAUTHBEARER from an Options.TokenSource,
+// asked again once when the server rejects a token. Neither passwords
+// nor tokens appear in errors or logs.
 package imapsrc

@@ -1,11 +1,13 @@
 package imapsrc
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -18,11 +20,15 @@ var errTruncated = errors.New("message body truncated: connection lost")
 
 // Fetch calls fn with each message of folder f whose UID is in uids, in
 // ascending UID order, its body streamed straight from the connection.
-// It opens the folder read-only and sends
-// UID FETCH <uids> (UID FLAGS INTERNALDATE RFC822.SIZE
-// BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)] BODY.PEEK[]) for
-// Options.FetchChunk UIDs at a time, so \Seen is never set. Messages that
-// no longer exist are left out.
+// It opens the folder read-only (once for consecutive calls on the same
+// folder) and sends UID FETCH <uids> (UID FLAGS INTERNALDATE RFC822.SIZE
+// BODY.PEEK[]) for up to
+// Options.FetchChunk UIDs at a time, so \Seen is never set; the
+// Message-ID is read from the body's header as it streams. The commands
+// are pipelined: the next ones are sent while the bodies of the current
+// one are still being read, as long as the bytes asked for and not yet
+// handed to fn stay within Options.MaxBytesInFlight (one command is always
+// allowed, whatever its size). Messages that no longer exist are left out.
 //
 // Message.Body is valid only while fn runs; whatever fn leaves unread is
 // discarded. A body cut short by a dropped connection fails its reads with
@@ -45,79 +51,246 @@ func (s *Source) Fetch(ctx context.Context, f migrate.Folder, uids []uint32, fn 
 	delivered := 0
 	want := f.UIDValidity
 	what := fmt.Sprintf("fetch from %q", f.Name)
-	err := s.do(ctx, what, func() int { return delivered }, func(c *imapclient.Client, _ *serverInfo) error {
-		if _, err := examine(c, f.Name, &want); err != nil {
+	est := newSizeEstimate(f)
+	err := s.do(ctx, what, func() int { return delivered }, func(pc *pconn) error {
+		if err := reuseOrExamine(pc, f.Name, &want); err != nil {
 			return err
 		}
+		p := &pipeline{s: s, pc: pc, est: est, events: make(chan fetchEvent), quit: make(chan struct{}),
+			br: bufio.NewReaderSize(nil, maxHeaderPeek)}
+		// The UIDs still to do: those after the last one accepted.
+		i, _ := slices.BinarySearch(todo, last+1)
+		p.rest = todo[i:]
 		for {
-			// The UIDs still to do: those after the last one accepted.
-			i, _ := slices.BinarySearch(todo, last+1)
-			rest := todo[i:]
-			if len(rest) == 0 {
+			p.fill()
+			if len(p.queue) == 0 {
 				return nil
 			}
-			chunk := rest[:min(len(rest), s.opts.FetchChunk)]
-			var set imap.UIDSet
-			for _, u := range chunk {
-				set.AddNum(imap.UID(u))
+			ev := <-p.events
+			if ev.msg == nil { // a command's end
+				if ev.err != nil {
+					p.abort()
+					return fmt.Errorf("UID FETCH: %w", ev.err)
+				}
+				p.done(ev.c)
+				// Whatever of the chunk is still missing no longer exists.
+				if u := ev.c.uids[len(ev.c.uids)-1]; u > last {
+					last = u
+				}
+				continue
 			}
-			cmd := c.Fetch(set, &imap.FetchOptions{
-				UID:          true,
-				Flags:        true,
-				InternalDate: true,
-				RFC822Size:   true,
-				// The Message-ID section first: servers answer in the order
-				// asked, and the metadata must precede the streamed body.
-				BodySection: []*imap.FetchItemBodySection{messageIDSection, {Peek: true}},
-			})
-			for {
-				msg := cmd.Next()
-				if msg == nil {
-					break
-				}
-				var lit imap.LiteralReader
-				info, err := readInfo(msg, &lit)
-				if err != nil {
-					s.abort(c, cmd)
-					return err
-				}
-				if info.UID <= last || !slices.Contains(chunk, info.UID) {
-					continue // not asked for, or already accepted
-				}
-				body := newBodyReader(lit)
-				m := &migrate.Message{
-					ID:          migrate.SourceID{Folder: f.Name, UIDValidity: want, UID: info.UID},
-					MessageInfo: info,
-					Body:        body,
-				}
-				err = fn(m)
-				if body.err != nil && !errors.Is(body.err, io.EOF) {
-					// The connection broke under fn: retry this message.
-					s.abort(c, cmd)
-					return body.err
-				}
-				if err != nil {
-					s.abort(c, cmd) // cheaper than reading the rest of the chunk
-					return &callbackError{err}
-				}
-				last = info.UID
-				delivered++
-				// Drain what fn left unread, so the next message can come.
-				if _, err := io.Copy(io.Discard, body); err != nil {
-					s.abort(c, cmd)
-					return err
-				}
+			var lit imap.LiteralReader
+			info, err := readInfo(ev.msg, &lit)
+			if err != nil {
+				p.abort()
+				return err
 			}
-			if err := cmd.Close(); err != nil {
-				return fmt.Errorf("UID FETCH: %w", err)
+			if info.UID <= last || !ev.c.wants(info.UID) {
+				ev.c.ack <- struct{}{}
+				continue // not asked for, or already accepted
 			}
-			// Whatever of the chunk is still missing no longer exists.
-			if chunk[len(chunk)-1] > last {
-				last = chunk[len(chunk)-1]
+			est.observe(info.Size)
+			p.delivered(ev.c)
+			body := newBodyReader(lit)
+			p.br.Reset(body)
+			if info.MessageID == "" {
+				info.MessageID = parseMessageID(peekHeader(p.br))
 			}
+			m := &migrate.Message{
+				ID:          migrate.SourceID{Folder: f.Name, UIDValidity: want, UID: info.UID},
+				MessageInfo: info,
+				Body:        p.br,
+			}
+			err = fn(m)
+			if body.err != nil && !errors.Is(body.err, io.EOF) {
+				// The connection broke under fn: retry this message.
+				p.abort()
+				return body.err
+			}
+			if err != nil {
+				p.abort() // cheaper than reading the rest of the pipeline
+				return &callbackError{err}
+			}
+			last = info.UID
+			delivered++
+			// Drain what fn left unread, so the next message can come.
+			if _, err := io.Copy(io.Discard, p.br); err != nil {
+				p.abort()
+				return err
+			}
+			ev.c.ack <- struct{}{}
 		}
 	})
 	return unwrapCallback(what, err)
+}
+
+// pipeline is the UID FETCH commands of one Fetch in flight on one
+// connection.
+//
+// go-imap hands each FETCH response to the command whose UID set holds
+// it, and its reader then waits until the body literal has been read. A
+// server may answer pipelined commands back to back and send the tagged
+// OK of the first only after the responses of the next (Dovecot does), so
+// waiting for one command to end before reading the next would deadlock.
+// Each command therefore has a goroutine that forwards its responses, one
+// at a time, to a single channel read in wire order.
+type pipeline struct {
+	s        *Source
+	pc       *pconn
+	est      *sizeEstimate
+	br       *bufio.Reader // the body given to fn, read ahead for its header
+	rest     []uint32      // UIDs not yet asked for
+	queue    []*chunk      // commands sent and not ended, oldest first
+	inFlight int64         // estimated bytes asked for and not yet delivered
+
+	events chan fetchEvent
+	quit   chan struct{} // closed by abort
+	wg     sync.WaitGroup
+}
+
+// fetchEvent is a response of a chunk's command, or its end (msg nil).
+type fetchEvent struct {
+	c   *chunk
+	msg *imapclient.FetchMessageData
+	err error
+}
+
+// chunk is one UID FETCH command of a pipeline.
+type chunk struct {
+	cmd  *imapclient.FetchCommand
+	uids []uint32      // ascending
+	per  int64         // estimated bytes per message
+	left int64         // estimated bytes not yet delivered
+	ack  chan struct{} // the message forwarded last is done with
+}
+
+func (c *chunk) wants(uid uint32) bool {
+	_, ok := slices.BinarySearch(c.uids, uid)
+	return ok
+}
+
+// maxQueue bounds the commands in flight whatever their size: enough to
+// keep the connection busy, few enough to stop quickly.
+const maxQueue = 4
+
+// fill sends UID FETCH commands while the budget allows: always one when
+// none is in flight, more while the estimated bytes in flight stay within
+// Options.MaxBytesInFlight.
+func (p *pipeline) fill() {
+	limit := p.s.opts.MaxBytesInFlight
+	for len(p.rest) > 0 && len(p.queue) < maxQueue {
+		per := p.est.perMessage()
+		n := min(len(p.rest), p.s.opts.FetchChunk, max(1, int(limit/2/per)))
+		cost := int64(n) * per
+		if len(p.queue) > 0 && p.inFlight+cost > limit {
+			return
+		}
+		uids := p.rest[:n]
+		p.rest = p.rest[n:]
+		var set imap.UIDSet
+		for _, u := range uids {
+			set.AddNum(imap.UID(u))
+		}
+		cmd := p.pc.c.Fetch(set, &imap.FetchOptions{
+			UID:          true,
+			Flags:        true,
+			InternalDate: true,
+			RFC822Size:   true,
+			// No BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]: it makes Dovecot
+			// parse every header and nearly halves the rate; the
+			// Message-ID is read from the start of the body instead.
+			BodySection: []*imap.FetchItemBodySection{{Peek: true}},
+		})
+		c := &chunk{cmd: cmd, uids: uids, per: per, left: cost, ack: make(chan struct{}, 1)}
+		p.queue = append(p.queue, c)
+		p.inFlight += cost
+		p.wg.Add(1)
+		go p.forward(c)
+	}
+}
+
+// forward passes c's responses to p.events, each once the previous one
+// has been dealt with, then its end.
+func (p *pipeline) forward(c *chunk) {
+	defer p.wg.Done()
+	for {
+		msg := c.cmd.Next()
+		if msg == nil {
+			err := c.cmd.Close()
+			select {
+			case p.events <- fetchEvent{c: c, err: err}:
+			case <-p.quit:
+			}
+			return
+		}
+		select {
+		case p.events <- fetchEvent{c: c, msg: msg}:
+		case <-p.quit:
+			_ = c.cmd.Close()
+			return
+		}
+		select {
+		case <-c.ack:
+		case <-p.quit:
+			_ = c.cmd.Close()
+			return
+		}
+	}
+}
+
+// delivered accounts for one message of c handed over.
+func (p *pipeline) delivered(c *chunk) {
+	d := min(c.per, c.left)
+	c.left -= d
+	p.inFlight -= d
+}
+
+// done removes a command that ended.
+func (p *pipeline) done(c *chunk) {
+	p.inFlight -= c.left
+	c.left = 0
+	if i := slices.Index(p.queue, c); i >= 0 {
+		p.queue = slices.Delete(p.queue, i, i+1)
+	}
+}
+
+// abort ends the connection with every command in flight, in the order
+// Source.abort explains: socket, then commands, then client.
+func (p *pipeline) abort() {
+	p.pc.dead.Store(true)
+	p.pc.raw.Close()
+	close(p.quit)
+	p.wg.Wait()
+	p.pc.c.Close()
+}
+
+// sizeEstimate estimates message sizes for the bytes-in-flight budget:
+// Fetch is given UIDs, not sizes. It starts from the folder's average
+// (Folder.Bytes / Folder.Messages) and follows the sizes seen.
+type sizeEstimate struct {
+	n, sum int64
+}
+
+// defaultMessageSize is the estimate when nothing is known yet.
+const defaultMessageSize = 64 << 10
+
+func newSizeEstimate(f migrate.Folder) *sizeEstimate {
+	if f.Bytes > 0 && f.Messages > 0 {
+		return &sizeEstimate{n: 1, sum: f.Bytes / int64(f.Messages)}
+	}
+	return &sizeEstimate{}
+}
+
+func (e *sizeEstimate) observe(size int64) {
+	e.n++
+	e.sum += size
+}
+
+func (e *sizeEstimate) perMessage() int64 {
+	if e.n == 0 {
+		return defaultMessageSize
+	}
+	return max(e.sum/e.n, 1)
 }
 
 // bodyReader reads a body literal and turns a short literal (the

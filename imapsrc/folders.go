@@ -2,6 +2,7 @@ package imapsrc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,19 +14,22 @@ import (
 )
 
 // Folders lists every folder of the mailbox with LIST "" "*" (asking for
-// SPECIAL-USE attributes where the server supports it), then asks STATUS
-// (MESSAGES UIDVALIDITY) of each selectable folder. INBOX comes first; the
-// others follow ordered by path, so parents precede their children.
-// Folders marked \NonExistent are left out; \Noselect ones are kept with
-// NoSelect set.
+// SPECIAL-USE attributes where the server supports it; only subscribed
+// folders with Options.SubscribedOnly; only those below Options.UserRoot
+// when set), then asks STATUS (MESSAGES UIDVALIDITY, plus HIGHESTMODSEQ
+// with CONDSTORE and SIZE with STATUS=SIZE or IMAP4rev2) of each
+// selectable folder, pipelined. INBOX comes first; the others follow
+// ordered by path, so parents precede their children. Folders marked
+// \NonExistent are left out; \Noselect ones are kept with NoSelect set.
+// Folder.ModSeq is 0 and Folder.Bytes -1 where the server cannot tell.
 //
 // Roles come from SPECIAL-USE attributes; for a role that no folder claims
 // that way, from WellKnownNames. INBOX always has RoleInbox.
 func (s *Source) Folders(ctx context.Context) ([]migrate.Folder, error) {
 	var out []migrate.Folder
-	err := s.do(ctx, "list folders", func() int { return 0 }, func(c *imapclient.Client, info *serverInfo) error {
+	err := s.do(ctx, "list folders", func() int { return 0 }, func(pc *pconn) error {
 		var err error
-		out, err = s.folders(c, info)
+		out, err = s.folders(pc.c, pc.info)
 		return err
 	})
 	if err != nil {
@@ -35,11 +39,24 @@ func (s *Source) Folders(ctx context.Context) ([]migrate.Folder, error) {
 }
 
 func (s *Source) folders(c *imapclient.Client, info *serverInfo) ([]migrate.Folder, error) {
-	var opts *imap.ListOptions
-	if info.caps.Has(imap.CapSpecialUse) && (info.caps.Has(imap.CapListExtended) || info.caps.Has(imap.CapIMAP4rev2)) {
-		opts = &imap.ListOptions{ReturnSpecialUse: true}
+	extended := info.caps.Has(imap.CapListExtended) || info.caps.Has(imap.CapIMAP4rev2)
+	opts := &imap.ListOptions{
+		ReturnSpecialUse: info.caps.Has(imap.CapSpecialUse) && extended,
+		SelectSubscribed: s.opts.SubscribedOnly,
 	}
-	list, err := c.List("", "*", opts).Collect()
+	if s.opts.SubscribedOnly && !extended {
+		return nil, migrate.MailboxError(errors.New("SubscribedOnly needs LIST-EXTENDED (RFC 5258), which the server lacks"))
+	}
+	pattern, root := "*", ""
+	if s.opts.UserRoot != "" {
+		delim, err := delimiter(c, info)
+		if err != nil {
+			return nil, err
+		}
+		root = strings.TrimSuffix(s.opts.UserRoot, string(delim)) + string(delim)
+		pattern = root + "*"
+	}
+	list, err := c.List("", pattern, opts).Collect()
 	if err != nil {
 		return nil, fmt.Errorf("LIST: %w", err)
 	}
@@ -52,15 +69,25 @@ func (s *Source) folders(c *imapclient.Client, info *serverInfo) ([]migrate.Fold
 			continue
 		}
 		seen[d.Mailbox] = true
+		var path []string
+		if root != "" {
+			if len(d.Mailbox) <= len(root) || !strings.EqualFold(d.Mailbox[:len(root)], root) {
+				continue
+			}
+			path = splitPath(d.Mailbox[len(root):], d.Delim, "")
+		} else {
+			path = splitPath(d.Mailbox, d.Delim, info.prefix)
+		}
 		f := migrate.Folder{
 			Name:      d.Mailbox,
-			Path:      splitPath(d.Mailbox, d.Delim, info.prefix),
+			Path:      path,
 			Delimiter: d.Delim,
 			Role:      roleFromAttrs(d.Attrs),
 			NoSelect:  hasAttr(d.Attrs, imap.MailboxAttrNoSelect),
 			Messages:  -1,
+			Bytes:     -1,
 		}
-		if strings.EqualFold(f.Name, "INBOX") {
+		if root == "" && strings.EqualFold(f.Name, "INBOX") {
 			f.Name, f.Role = "INBOX", migrate.RoleInbox
 		}
 		claimed[f.Role] = true
@@ -85,10 +112,16 @@ func (s *Source) folders(c *imapclient.Client, info *serverInfo) ([]migrate.Fold
 	})
 
 	// STATUS every selectable folder, pipelined.
+	statusOpts := &imap.StatusOptions{
+		NumMessages:   true,
+		UIDValidity:   true,
+		HighestModSeq: info.caps.Has(imap.CapCondStore),
+		Size:          hasStatusSize(info.caps),
+	}
 	cmds := make([]*imapclient.StatusCommand, len(folders))
 	for i, f := range folders {
 		if !f.NoSelect {
-			cmds[i] = c.Status(f.Name, &imap.StatusOptions{NumMessages: true, UIDValidity: true})
+			cmds[i] = c.Status(f.Name, statusOpts)
 		}
 	}
 	var firstErr error
@@ -107,11 +140,36 @@ func (s *Source) folders(c *imapclient.Client, info *serverInfo) ([]migrate.Fold
 		if data.NumMessages != nil {
 			folders[i].Messages = int(*data.NumMessages)
 		}
+		if data.Size != nil {
+			folders[i].Bytes = *data.Size
+		}
+		folders[i].ModSeq = data.HighestModSeq
 	}
 	if firstErr != nil {
 		return nil, firstErr
 	}
 	return folders, nil
+}
+
+// hasStatusSize reports whether STATUS can return SIZE (RFC 8438).
+func hasStatusSize(caps imap.CapSet) bool {
+	return caps.Has(imap.CapStatusSize) || caps.Has(imap.CapIMAP4rev2)
+}
+
+// delimiter returns the hierarchy delimiter: the personal namespace's, or
+// the one LIST "" "" reports.
+func delimiter(c *imapclient.Client, info *serverInfo) (rune, error) {
+	if info.delim != 0 {
+		return info.delim, nil
+	}
+	list, err := c.List("", "", nil).Collect()
+	if err != nil {
+		return 0, fmt.Errorf("LIST delimiter: %w", err)
+	}
+	if len(list) == 0 || list[0].Delim == 0 {
+		return '/', nil
+	}
+	return list[0].Delim, nil
 }
 
 // splitPath splits a folder's full name into levels below the personal

@@ -50,7 +50,7 @@ func TestConformanceDovecot(t *testing.T) {
 func TestConformanceMemServer(t *testing.T) {
 	fx := migratetest.Sample()
 	addr := startMem(t, "alice", "secret")
-	seed(t, addr, "alice", "secret", "", "/", fx)
+	seed(t, addr, "alice", "secret", fx)
 	src := plain(addr, "alice", "secret")
 	closeSrc(t, src)
 	migratetest.TestSource(t, src, fx)
@@ -114,7 +114,7 @@ func TestRolesFromNames(t *testing.T) {
 	for _, p := range []string{"Sent Items", "Entwürfe", "Papierkorb", "Spam", "Archiv", "Notes"} {
 		fx.Folders = append(fx.Folders, migratetest.FixtureFolder{Path: []string{p}})
 	}
-	seed(t, addr, "alice", "secret", "", "/", fx)
+	seed(t, addr, "alice", "secret", fx)
 	src := plain(addr, "alice", "secret")
 	closeSrc(t, src)
 	folders, err := src.Folders(context.Background())
@@ -152,7 +152,7 @@ func inbox(t testing.TB, src *imapsrc.Source) migrate.Folder {
 func TestListMetadata(t *testing.T) {
 	fx := migratetest.Sample()
 	addr := startMem(t, "alice", "secret")
-	seed(t, addr, "alice", "secret", "", "/", fx)
+	seed(t, addr, "alice", "secret", fx)
 	src := plain(addr, "alice", "secret")
 	closeSrc(t, src)
 	var got []migrate.MessageInfo
@@ -176,7 +176,7 @@ func TestListMetadata(t *testing.T) {
 
 func TestUIDValidityChanged(t *testing.T) {
 	addr := startMem(t, "alice", "secret")
-	seed(t, addr, "alice", "secret", "", "/", bigFixture(2))
+	seed(t, addr, "alice", "secret", bigFixture(2))
 	src := plain(addr, "alice", "secret")
 	closeSrc(t, src)
 	f := inbox(t, src)
@@ -346,8 +346,8 @@ func TestDropDuringList(t *testing.T) {
 	}
 	// The next operation works whether the drop was noticed during List
 	// or only afterwards (the whole listing may already have been in the
-	// socket buffers when the session was killed: then it is a plain
-	// reconnect, not counted by Reconnects).
+	// socket buffers when the session was killed: then the next operation
+	// finds the idle connection dead and reopens it).
 	if _, err := src.Folders(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +356,7 @@ func TestDropDuringList(t *testing.T) {
 
 func TestCallbackErrorAndClose(t *testing.T) {
 	addr := startMem(t, "alice", "secret")
-	seed(t, addr, "alice", "secret", "", "/", bigFixture(5))
+	seed(t, addr, "alice", "secret", bigFixture(5))
 	src := plain(addr, "alice", "secret")
 	f := inbox(t, src)
 	stop := errors.New("stop")

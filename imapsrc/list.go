@@ -4,9 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"net/textproto"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -27,17 +27,59 @@ import (
 // goes on after the last UID given to fn. If fn returns an error, List
 // stops and returns it unchanged.
 func (s *Source) List(ctx context.Context, f migrate.Folder, fn func(migrate.MessageInfo) error) error {
+	return s.list(ctx, f, 0, fn)
+}
+
+// ListChanges implements migrate.ChangeLister: it calls fn, in ascending
+// UID order, with the metadata of every message of folder f added or
+// whose flags changed since the mod-sequence since, with one
+// UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE
+// BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]) (CHANGEDSINCE since) on the
+// folder opened read-only with CONDSTORE (RFC 7162). Expunged messages
+// are not reported.
+//
+// Without CONDSTORE on the server, with since 0, for a folder without
+// mod-sequences (NOMODSEQ) or whose HIGHESTMODSEQ went below since, it
+// returns an error matching migrate.ErrNoModSeq: list the whole folder
+// instead. UIDVALIDITY, dropped connections and fn's errors are handled
+// as by List.
+func (s *Source) ListChanges(ctx context.Context, f migrate.Folder, since uint64, fn func(migrate.MessageInfo) error) error {
+	if since == 0 {
+		return fmt.Errorf("imapsrc: list changes in %q: no earlier mod-sequence: %w", f.Name, migrate.ErrNoModSeq)
+	}
+	return s.list(ctx, f, since, fn)
+}
+
+// list is List (since 0) and ListChanges.
+func (s *Source) list(ctx context.Context, f migrate.Folder, since uint64, fn func(migrate.MessageInfo) error) error {
 	var last imap.UID // last UID given to fn
 	delivered := 0
 	want := f.UIDValidity
 	what := fmt.Sprintf("list %q", f.Name)
-	err := s.do(ctx, what, func() int { return delivered }, func(c *imapclient.Client, _ *serverInfo) error {
-		sel, err := examine(c, f.Name, &want)
+	if since > 0 {
+		what = fmt.Sprintf("list changes in %q", f.Name)
+	}
+	err := s.do(ctx, what, func() int { return delivered }, func(pc *pconn) error {
+		c := pc.c
+		if since > 0 && !pc.info.caps.Has(imap.CapCondStore) {
+			return fmt.Errorf("the server lacks CONDSTORE: %w", migrate.ErrNoModSeq)
+		}
+		sel, err := examine(pc, f.Name, &want, since > 0)
 		if err != nil {
 			return err
 		}
 		if sel.NumMessages == 0 {
 			return nil
+		}
+		if since > 0 {
+			switch {
+			case sel.HighestModSeq == 0:
+				return fmt.Errorf("the folder has no mod-sequences (NOMODSEQ): %w", migrate.ErrNoModSeq)
+			case sel.HighestModSeq < since:
+				return fmt.Errorf("HIGHESTMODSEQ %d is below %d: %w", sel.HighestModSeq, since, migrate.ErrNoModSeq)
+			case sel.HighestModSeq == since:
+				return nil // nothing changed
+			}
 		}
 		var set imap.UIDSet
 		set.AddRange(last+1, 0) // last+1:*
@@ -47,6 +89,7 @@ func (s *Source) List(ctx context.Context, f migrate.Folder, fn func(migrate.Mes
 			InternalDate: true,
 			RFC822Size:   true,
 			BodySection:  []*imap.FetchItemBodySection{messageIDSection},
+			ChangedSince: since,
 		})
 		for {
 			msg := cmd.Next()
@@ -55,7 +98,7 @@ func (s *Source) List(ctx context.Context, f migrate.Folder, fn func(migrate.Mes
 			}
 			info, err := readInfo(msg, nil)
 			if err != nil {
-				s.abort(c, cmd) // the stream is out of step; start afresh
+				s.abort(pc, cmd) // the stream is out of step; start afresh
 				return err
 			}
 			// "last+1:*" includes the highest UID even when it is lower
@@ -65,7 +108,7 @@ func (s *Source) List(ctx context.Context, f migrate.Folder, fn func(migrate.Mes
 			}
 			if err := fn(info); err != nil {
 				// Abandon the rest of the listing without reading it.
-				s.abort(c, cmd)
+				s.abort(pc, cmd)
 				return &callbackError{err}
 			}
 			last = imap.UID(info.UID)
@@ -86,11 +129,22 @@ var messageIDSection = &imap.FetchItemBodySection{
 	Peek:         true,
 }
 
-// examine opens mailbox read-only and checks its UIDVALIDITY against
-// *want, or sets *want when it is 0.
-func examine(c *imapclient.Client, mailbox string, want *uint32) (*imap.SelectData, error) {
-	sel, err := c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
+// ErrNoFolder marks an error about a folder the server says does not
+// exist or cannot be opened (NO to EXAMINE, such as a folder deleted
+// during the migration). It concerns that folder only: the connection and
+// the other folders are fine, and it does not match migrate.ErrMailbox.
+var ErrNoFolder = errors.New("folder cannot be opened")
+
+// examine opens mailbox read-only (with CONDSTORE if condstore) and checks
+// its UIDVALIDITY against *want, or sets *want when it is 0.
+func examine(pc *pconn, mailbox string, want *uint32, condstore bool) (*imap.SelectData, error) {
+	pc.selected = ""
+	sel, err := pc.c.Select(mailbox, &imap.SelectOptions{ReadOnly: true, CondStore: condstore}).Wait()
 	if err != nil {
+		var ie *imap.Error
+		if errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo {
+			return nil, fmt.Errorf("EXAMINE: %w: %w", ErrNoFolder, err)
+		}
 		return nil, fmt.Errorf("EXAMINE: %w", err)
 	}
 	if *want == 0 {
@@ -98,7 +152,18 @@ func examine(c *imapclient.Client, mailbox string, want *uint32) (*imap.SelectDa
 	} else if sel.UIDValidity != *want {
 		return nil, fmt.Errorf("UIDVALIDITY is %d, was %d: %w", sel.UIDValidity, *want, migrate.ErrUIDValidityChanged)
 	}
+	pc.selected, pc.validity = mailbox, sel.UIDValidity
 	return sel, nil
+}
+
+// reuseOrExamine keeps the folder selected on pc if it is mailbox with
+// the expected UIDVALIDITY, and EXAMINEs it otherwise.
+func reuseOrExamine(pc *pconn, mailbox string, want *uint32) error {
+	if pc.selected == mailbox && *want != 0 && pc.validity == *want {
+		return nil
+	}
+	_, err := examine(pc, mailbox, want, false)
+	return err
 }
 
 // readInfo reads the metadata items of one FETCH response up to its body
@@ -153,15 +218,50 @@ func convertFlags(flags []imap.Flag) []migrate.Flag {
 }
 
 // parseMessageID returns the Message-ID of a header block, angle brackets
-// kept, or "".
+// kept, or "". Folded (continued) lines are joined.
 func parseMessageID(hdr []byte) string {
-	r := textproto.NewReader(bufio.NewReader(io.MultiReader(bytes.NewReader(hdr), strings.NewReader("\r\n\r\n"))))
-	h, _ := r.ReadMIMEHeader()
-	v := strings.TrimSpace(h.Get("Message-Id"))
-	if i := strings.IndexByte(v, '<'); i >= 0 {
-		if j := strings.IndexByte(v[i:], '>'); j >= 0 {
-			return v[i : i+j+1]
+	const name = "message-id:"
+	for len(hdr) > 0 {
+		line, rest, _ := bytes.Cut(hdr, []byte("\n"))
+		hdr = rest
+		if len(line) < len(name) || !strings.EqualFold(string(line[:len(name)]), name) {
+			continue
+		}
+		v := string(line[len(name):])
+		for len(hdr) > 0 && (hdr[0] == ' ' || hdr[0] == '\t') {
+			line, hdr, _ = bytes.Cut(hdr, []byte("\n"))
+			v += string(line)
+		}
+		v = strings.TrimSpace(v)
+		if i := strings.IndexByte(v, '<'); i >= 0 {
+			if j := strings.IndexByte(v[i:], '>'); j >= 0 {
+				return v[i : i+j+1]
+			}
+		}
+		return v
+	}
+	return ""
+}
+
+// maxHeaderPeek bounds how much of a body Fetch reads ahead to find its
+// Message-ID header.
+const maxHeaderPeek = 64 << 10
+
+// peekHeader returns the header block at the start of br's stream (up
+// to maxHeaderPeek bytes of it) without consuming anything.
+func peekHeader(br *bufio.Reader) []byte {
+	n := 0
+	for {
+		n = min(max(2*n, 4096), br.Size())
+		b, err := br.Peek(n)
+		if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
+			return b[:i+2]
+		}
+		if i := bytes.Index(b, []byte("\n\n")); i >= 0 {
+			return b[:i+1]
+		}
+		if err != nil || n == br.Size() {
+			return b
 		}
 	}
-	return v
 }

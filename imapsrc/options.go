@@ -1,8 +1,10 @@
 package imapsrc
 
 import (
+	"context"
 	"crypto/tls"
 	"log/slog"
+	"net"
 	"time"
 )
 
@@ -40,6 +42,9 @@ const (
 	DefaultDialTimeout = 30 * time.Second
 	DefaultIOTimeout   = 2 * time.Minute
 	DefaultFetchChunk  = 100
+	// DefaultMaxBytesInFlight bounds the bytes of message bodies that
+	// Fetch has asked for and not yet handed to its callback.
+	DefaultMaxBytesInFlight = 32 << 20
 	// MaxReconnects is how many times in a row one operation reopens a
 	// dropped connection without making progress before it gives up.
 	MaxReconnects = 3
@@ -59,11 +64,40 @@ type Options struct {
 	// Username and Password are the login credentials. With a Dovecot
 	// master user, Username is "user*master" and Password the master's.
 	Username, Password string
+	// TokenSource, when set, authenticates with an OAuth 2.0 access token
+	// (SASL XOAUTH2 or OAUTHBEARER) for Username instead of Password. It is
+	// asked for a token at every login; when the server rejects a token,
+	// it is asked once more (a TokenSource that caches tokens should
+	// return a fresh one then) before the login fails.
+	TokenSource TokenSource
+	// AuthMechanism forces the login method: "LOGIN", "PLAIN", "XOAUTH2"
+	// or "OAUTHBEARER". Default: with a TokenSource, OAUTHBEARER if the
+	// server offers it, else XOAUTH2; with AuthzID, PLAIN; otherwise LOGIN,
+	// or PLAIN when the server announces LOGINDISABLED.
+	AuthMechanism string
 	// AuthzID, when set, authenticates with SASL PLAIN using Username and
 	// Password as the authentication identity and AuthzID as the
 	// authorization identity: the mailbox of AuthzID is opened with an
 	// admin's credentials. Default: LOGIN as Username.
 	AuthzID string
+	// UserRoot, when set, is the folder under which the mailbox's folders
+	// live when an admin reads another user's tree (the UserRoot column of
+	// Exchange's migration CSV, such as "users/alice"): only folders below
+	// it are listed, and Folder.Path is relative to it.
+	UserRoot string
+	// SubscribedOnly lists only subscribed folders (LIST (SUBSCRIBED),
+	// which needs LIST-EXTENDED or IMAP4rev2). Default: every folder.
+	SubscribedOnly bool
+	// Connections is how many connections the Source may open, and so how
+	// many of its operations run at once. Default 1.
+	Connections int
+	// ServerLimit, when set, caps the connections open to one server
+	// across every Source that shares it (a batch's mailboxes on one
+	// provider). Default: no cap beyond Connections.
+	ServerLimit *ServerLimit
+	// DialContext opens the TCP connection (a SOCKS dialer, a test's
+	// counting dialer). Default: a net.Dialer.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// DialTimeout bounds connecting, including the TLS handshake.
 	// Default: DefaultDialTimeout.
 	DialTimeout time.Duration
@@ -74,6 +108,12 @@ type Options struct {
 	// FetchChunk is how many UIDs one UID FETCH command asks for in Fetch.
 	// Default: DefaultFetchChunk.
 	FetchChunk int
+	// MaxBytesInFlight bounds the bytes Fetch has requested from the server
+	// and not yet handed to its callback: further UID FETCH commands are
+	// sent ahead (pipelined) only within this budget. Sizes are estimated
+	// from the folder's Bytes and Messages, then from the messages seen.
+	// Default: DefaultMaxBytesInFlight.
+	MaxBytesInFlight int64
 	// Logger receives connection events (connect, reconnect, errors) at
 	// debug and warn levels. Passwords are never logged. Default: no logs.
 	Logger *slog.Logger
@@ -94,6 +134,12 @@ func (o *Options) withDefaults() Options {
 	if r.FetchChunk <= 0 {
 		r.FetchChunk = DefaultFetchChunk
 	}
+	if r.MaxBytesInFlight <= 0 {
+		r.MaxBytesInFlight = DefaultMaxBytesInFlight
+	}
+	if r.Connections <= 0 {
+		r.Connections = 1
+	}
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -102,3 +148,15 @@ func (o *Options) withDefaults() Options {
 	}
 	return r
 }
+
+// A TokenSource supplies OAuth 2.0 access tokens for XOAUTH2 and
+// OAUTHBEARER logins. It may be called from several goroutines at once.
+type TokenSource interface {
+	Token(ctx context.Context) (string, error)
+}
+
+// TokenSourceFunc adapts a function to a TokenSource.
+type TokenSourceFunc func(ctx context.Context) (string, error)
+
+// Token calls f.
+func (f TokenSourceFunc) Token(ctx context.Context) (string, error) { return f(ctx) }

@@ -7,77 +7,162 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/migrate"
 )
 
-var _ migrate.Source = (*Source)(nil)
+var (
+	_ migrate.Source           = (*Source)(nil)
+	_ migrate.ChangeLister     = (*Source)(nil)
+	_ migrate.Observable       = (*Source)(nil)
+	_ migrate.ReconnectCounter = (*Source)(nil)
+)
 
-// Source reads one IMAP mailbox. It implements migrate.Source.
+// Source reads one IMAP mailbox. It implements migrate.Source,
+// migrate.ChangeLister, migrate.Observable and migrate.ReconnectCounter.
 //
-// Its operations (Folders, List, Fetch) are serialized: a call waits for
-// the one in progress. Close and Reconnects may be called from any
-// goroutine at any time; Close interrupts an operation in progress.
+// A Source is safe for concurrent use. It runs up to Options.Connections
+// operations (Folders, List, ListChanges, Fetch, Probe) at once, each on
+// a connection of its own; further calls wait for one to finish (or for
+// their context to end). Connections are opened on demand, kept for the
+// next operation, and, with a ServerLimit, count against the server's
+// cap. Close, Reconnects and Observe may be called at any time; Close
+// interrupts the operations in progress. A callback that calls the same
+// Source (Fetch inside List's callback) needs Connections of 2 or more,
+// or it waits for itself forever.
 type Source struct {
 	opts Options
-
-	op sync.Mutex // serializes operations
+	ops  chan struct{} // one token per operation in progress
 
 	mu     sync.Mutex // guards the fields below
-	client *imapclient.Client
-	raw    map[*imapclient.Client]net.Conn // each client's socket
+	idle   []*pconn   // open connections not in use, most recent last
+	busy   map[*pconn]bool
 	closed bool
-	caps   *serverInfo // learned once per connection
 
 	reconnects atomic.Int64
+	observer   atomic.Pointer[func(migrate.Event)]
 }
 
 // New returns a Source for the mailbox described by opts. It does not
-// connect: the connection is opened by the first operation.
+// connect: connections are opened by the operations that need them.
 func New(opts *Options) *Source {
-	return &Source{opts: opts.withDefaults(), raw: map[*imapclient.Client]net.Conn{}}
+	o := opts.withDefaults()
+	return &Source{opts: o, ops: make(chan struct{}, o.Connections), busy: map[*pconn]bool{}}
 }
 
-// Close logs out (best effort) and closes the connection. Later
-// operations fail.
+// pconn is one connection of a Source's pool.
+type pconn struct {
+	s    *Source
+	c    *imapclient.Client
+	raw  net.Conn
+	info *serverInfo
+
+	// The mailbox EXAMINEd on this connection and its UIDVALIDITY, so that
+	// consecutive Fetch calls on one folder do not open it every time.
+	selected string
+	validity uint32
+
+	dead     atomic.Bool // aborted, evicted or closed: never reused
+	limited  bool        // holds a ServerLimit slot
+	shutOnce sync.Once
+}
+
+// shut closes the connection; release says whether its ServerLimit slot
+// is freed (false when it passes to another connection).
+func (pc *pconn) shut(release bool) {
+	pc.dead.Store(true)
+	pc.shutOnce.Do(func() {
+		pc.s.mu.Lock()
+		delete(pc.s.busy, pc)
+		pc.s.mu.Unlock()
+		pc.raw.Close() // first: see abort
+		pc.c.Close()
+		if pc.limited && release {
+			pc.s.opts.ServerLimit.release()
+		}
+	})
+}
+
+// evict closes an idle connection whose slot a ServerLimit gives to
+// another connection.
+func (pc *pconn) evict() {
+	s := pc.s
+	s.mu.Lock()
+	for i, p := range s.idle {
+		if p == pc {
+			s.idle = append(s.idle[:i], s.idle[i+1:]...)
+			break
+		}
+	}
+	s.mu.Unlock()
+	s.opts.Logger.Debug("imapsrc: idle connection closed for another under the server limit", "source", s.String())
+	pc.shut(false)
+}
+
+// Close logs out (best effort) and closes every connection; an operation
+// in progress is interrupted. Later operations fail.
 func (s *Source) Close() error {
 	s.mu.Lock()
-	c := s.client
-	s.client = nil
 	s.closed = true
-	raw := s.raw[c]
-	delete(s.raw, c)
+	idle := s.idle
+	s.idle = nil
+	var busy []*pconn
+	for pc := range s.busy {
+		busy = append(busy, pc)
+	}
 	s.mu.Unlock()
-	if c == nil {
-		return nil
+	for _, pc := range busy {
+		pc.raw.Close() // the operation notices and cleans up
 	}
-	if !s.op.TryLock() {
-		// An operation is in progress: interrupt it; it cleans up.
-		raw.Close()
-		return nil
+	var wg sync.WaitGroup
+	for _, pc := range idle {
+		if s.opts.ServerLimit != nil && !s.opts.ServerLimit.unpark(pc) {
+			continue // evicted meanwhile
+		}
+		wg.Go(func() {
+			// LOGOUT politely, but do not wait on a server that does not answer.
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				_ = pc.c.Logout().Wait()
+			}()
+			select {
+			case <-done:
+			case <-pc.c.Closed():
+			case <-time.After(2 * time.Second):
+			}
+			pc.shut(true)
+		})
 	}
-	defer s.op.Unlock()
-	// LOGOUT politely, but do not wait on a server that does not answer.
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = c.Logout().Wait()
-	}()
-	select {
-	case <-done:
-	case <-c.Closed():
-	}
-	if err := c.Close(); err != nil && !isClosedErr(err) {
-		return fmt.Errorf("imapsrc: close: %w", err)
-	}
+	wg.Wait()
 	return nil
 }
 
 // Reconnects returns how many times the Source has reopened a connection
-// that dropped in the middle of an operation.
+// that dropped, in the middle of an operation or while it sat idle.
 func (s *Source) Reconnects() int { return int(s.reconnects.Load()) }
+
+// Observe implements migrate.Observable: fn receives an EventReconnected
+// (Err: why) each time a dropped connection is reopened. fn may be called
+// from several goroutines and must return quickly.
+func (s *Source) Observe(fn func(migrate.Event)) {
+	if fn == nil {
+		s.observer.Store(nil)
+		return
+	}
+	s.observer.Store(&fn)
+}
+
+// reconnected counts a reconnect and reports it.
+func (s *Source) reconnected(cause error) {
+	s.reconnects.Add(1)
+	if fn := s.observer.Load(); fn != nil {
+		(*fn)(migrate.Event{Kind: migrate.EventReconnected, Time: time.Now(), Err: cause})
+	}
+}
 
 // String describes the Source for logs: the user and the server, never
 // the password.
@@ -93,21 +178,118 @@ func (s *Source) user() string {
 	return s.opts.Username
 }
 
+// errIdleDrop is the cause reported when a connection is found closed
+// between two operations (an idle timeout, a server restart).
+var errIdleDrop = errors.New("imapsrc: connection closed by the server while idle")
+
+// get returns a live connection for one operation: an idle one from the
+// pool, or a new one (within the ServerLimit).
+func (s *Source) get(ctx context.Context) (*pconn, error) {
+	lim := s.opts.ServerLimit
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil, errors.New("imapsrc: source is closed")
+		}
+		if len(s.idle) == 0 {
+			s.mu.Unlock()
+			break
+		}
+		pc := s.idle[len(s.idle)-1]
+		s.idle = s.idle[:len(s.idle)-1]
+		s.busy[pc] = true
+		s.mu.Unlock()
+		if lim != nil && !lim.unpark(pc) {
+			continue // evicted for another Source
+		}
+		select {
+		case <-pc.c.Closed():
+			// Dropped while idle: reopen it, and say so.
+			pc.shut(true)
+			npc, err := s.dialConn(ctx)
+			if err == nil {
+				s.reconnected(errIdleDrop)
+				s.opts.Logger.Warn("imapsrc: connection dropped while idle; reconnected", "source", s.String())
+			}
+			return npc, err
+		default:
+			return pc, nil
+		}
+	}
+	return s.dialConn(ctx)
+}
+
+// dialConn opens a new connection, taking a ServerLimit slot for it.
+func (s *Source) dialConn(ctx context.Context) (*pconn, error) {
+	lim := s.opts.ServerLimit
+	if lim != nil {
+		if err := lim.acquire(ctx); err != nil {
+			return nil, err
+		}
+	}
+	pc, err := s.connect(ctx)
+	if err != nil {
+		if lim != nil {
+			lim.release()
+		}
+		return nil, err
+	}
+	pc.limited = lim != nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		pc.shut(true)
+		return nil, errors.New("imapsrc: source is closed")
+	}
+	s.busy[pc] = true
+	return pc, nil
+}
+
+// put returns a connection to the pool after an operation, or closes it
+// if it is no longer usable.
+func (s *Source) put(pc *pconn) {
+	s.mu.Lock()
+	delete(s.busy, pc)
+	usable := !s.closed && !pc.dead.Load()
+	if usable {
+		select {
+		case <-pc.c.Closed():
+			usable = false
+		default:
+		}
+	}
+	if !usable {
+		s.mu.Unlock()
+		pc.shut(true)
+		return
+	}
+	s.idle = append(s.idle, pc)
+	s.mu.Unlock()
+	if s.opts.ServerLimit != nil {
+		s.opts.ServerLimit.park(pc)
+	}
+}
+
 // do runs op on a live connection. When the connection drops during op, it
 // reconnects and runs op again; op must resume where it stopped (List and
 // Fetch keep their progress in variables op captures). progress reports how
 // many items op has completed so far; reconnecting is given up after
 // MaxReconnects attempts in a row that completed nothing.
-func (s *Source) do(ctx context.Context, what string, progress func() int, op func(c *imapclient.Client, info *serverInfo) error) error {
-	s.op.Lock()
-	defer s.op.Unlock()
+func (s *Source) do(ctx context.Context, what string, progress func() int, op func(pc *pconn) error) error {
+	select {
+	case s.ops <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.ops }()
 	failures := 0
 	last := -1
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		c, info, err := s.conn(ctx, failures > 0)
+		pc, err := s.get(ctx)
 		if err != nil {
 			if isTransient(err) && ctx.Err() == nil && failures < MaxReconnects {
 				failures++
@@ -119,27 +301,27 @@ func (s *Source) do(ctx context.Context, what string, progress func() int, op fu
 			}
 			return err
 		}
-		s.mu.Lock()
-		raw := s.raw[c]
-		s.mu.Unlock()
-		stop := context.AfterFunc(ctx, func() { raw.Close() })
-		err = op(c, info)
+		stop := context.AfterFunc(ctx, func() { pc.raw.Close() })
+		err = op(pc)
 		stop()
 		if err == nil {
+			s.put(pc)
 			return nil
 		}
 		var cbErr *callbackError
 		if errors.As(err, &cbErr) {
+			s.put(pc)    // closed instead if op had to abandon it
 			return cbErr // the caller's own error: never retried
 		}
 		if ctx.Err() != nil {
-			s.drop(c)
+			pc.shut(true)
 			return ctx.Err()
 		}
-		if !connDead(c, err) {
+		if !pc.dead.Load() && !connDead(pc.c, err) {
+			s.put(pc)
 			return err
 		}
-		s.drop(c)
+		pc.shut(true)
 		if p := progress(); p != last {
 			last = p
 			failures = 0
@@ -148,7 +330,7 @@ func (s *Source) do(ctx context.Context, what string, progress func() int, op fu
 			return migrate.TransientError(fmt.Errorf("imapsrc: %s: connection lost %d times in a row: %w", what, failures+1, err))
 		}
 		failures++
-		s.reconnects.Add(1)
+		s.reconnected(err)
 		s.opts.Logger.Warn("imapsrc: connection lost, reconnecting", "source", s.String(), "op", what, "attempt", failures, "err", err)
 		if err := sleep(ctx, backoff(failures)); err != nil {
 			return err

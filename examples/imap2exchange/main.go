@@ -138,6 +138,7 @@ func migrateBatch(ctx context.Context, c *config, stdout, stderr io.Writer, gete
 	for _, r := range rows {
 		o := *imapOpts
 		o.Username, o.Password = r.UserName, r.Password
+		o.UserRoot = r.UserRoot
 		src := imapsrc.New(&o)
 		defer src.Close()
 		jobs = append(jobs, migrate.Job{Mailbox: r.EmailAddress, Source: src, Sink: client.Mailbox(r.EmailAddress)})

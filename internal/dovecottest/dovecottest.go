@@ -1,7 +1,9 @@
 // Package dovecottest starts a private Dovecot IMAP server for tests.
 //
 // Each Server runs its own "dovecot -F" master process with a configuration
-// generated in t.TempDir(): plaintext IMAP on a free 127.0.0.1 port, users
+// generated in t.TempDir(): plaintext IMAP on a free 127.0.0.1 port (and,
+// with Options.TLS, STARTTLS on it plus implicit TLS on a second port,
+// with a certificate generated for the test), users
 // and plaintext passwords from a passwd-file, Maildir storage under the
 // temporary directory, and a log file that is printed when the test fails.
 // It works as root (login and mail processes then run as Dovecot's own
@@ -13,6 +15,7 @@ package dovecottest
 
 import (
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -64,6 +67,11 @@ type Options struct {
 	// SASL PLAIN with authorization identity "alice" and admin's
 	// credentials.
 	MasterUser, MasterPassword string
+	// TLS, when set, makes the server offer STARTTLS on Addr and implicit
+	// TLS on TLSAddr, with a certificate for 127.0.0.1 (and "localhost")
+	// signed by a CA generated for the test (see RootCAs). Plaintext
+	// logins stay allowed on Addr.
+	TLS bool
 	// Binary is the dovecot executable. Default: "dovecot" from PATH, else
 	// /usr/sbin/dovecot.
 	Binary string
@@ -71,15 +79,20 @@ type Options struct {
 
 // Server is a running Dovecot. Its methods may be called from any goroutine.
 type Server struct {
-	t       testing.TB
-	dir     string
-	conf    string
-	logPath string
-	addr    string
-	layout  string
-	cmd     *exec.Cmd
-	done    chan struct{} // closed when the master process has exited
-	waitErr error
+	t         testing.TB // nil for a Launched server
+	removeDir string     // removed by Stop (Launch)
+	dir       string
+	conf      string
+	logPath   string
+	addr      string
+	tlsAddr   string
+	certs     *testCerts
+	mailDir   string // users' homes are mailDir/<user>
+	ids       *identities
+	layout    string
+	cmd       *exec.Cmd
+	done      chan struct{} // closed when the master process has exited
+	waitErr   error
 
 	stopOnce sync.Once
 }
@@ -88,22 +101,64 @@ type Server struct {
 // once the IMAP port accepts connections.
 func Start(t testing.TB, opts *Options) *Server {
 	t.Helper()
+	s, err := launch(opts, t.TempDir())
+	if errors.Is(err, errNotInstalled) {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("dovecottest: %v; %s", err, InstallHint)
+		}
+		t.Skipf("dovecottest: %v; %s", err, InstallHint)
+	}
+	if err != nil {
+		t.Fatalf("dovecottest: %v", err)
+	}
+	s.t = t
+	t.Cleanup(func() {
+		s.Stop()
+		if t.Failed() {
+			t.Logf("dovecottest: log of the Dovecot at %s (%s):\n%s", s.addr, s.logPath, s.Log())
+		}
+	})
+	return s
+}
+
+// Launch starts a Dovecot that belongs to no test, for benchmarks and
+// servers shared by a whole test binary (started once, stopped in
+// TestMain). The caller must call Stop, which also removes the server's
+// directory. When Dovecot is not installed, the error matches
+// ErrNotInstalled.
+func Launch(opts *Options) (*Server, error) {
+	dir, err := os.MkdirTemp("", "dovecottest")
+	if err != nil {
+		return nil, err
+	}
+	s, err := launch(opts, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	s.removeDir = dir
+	return s, nil
+}
+
+// ErrNotInstalled is Launch's error when there is no dovecot binary.
+var ErrNotInstalled = errNotInstalled
+
+var errNotInstalled = errors.New("dovecot not installed")
+
+func launch(opts *Options, dir string) (*Server, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
 	bin, err := findBinary(opts.Binary)
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("dovecottest: %v; %s", err, InstallHint)
-		}
-		t.Skipf("dovecottest: %v; %s", err, InstallHint)
+		return nil, fmt.Errorf("%w: %v", errNotInstalled, err)
 	}
 	layout := opts.Layout
 	if layout == "" {
 		layout = LayoutDefault
 	}
 	if layout != LayoutDefault && layout != LayoutCourier {
-		t.Fatalf("dovecottest: unknown layout %q", layout)
+		return nil, fmt.Errorf("unknown layout %q", layout)
 	}
 	users := opts.Users
 	if len(users) == 0 {
@@ -111,37 +166,39 @@ func Start(t testing.TB, opts *Options) *Server {
 	}
 	for u, p := range users {
 		if !validField(u) || !validField(p) || u == "" || strings.Contains(u, "*") {
-			t.Fatalf("dovecottest: user %q: names and passwords must not contain ':', '*' or newlines", u)
+			return nil, fmt.Errorf("user %q: names and passwords must not contain ':', '*' or newlines", u)
 		}
 	}
 	if opts.MasterUser != "" && (!validField(opts.MasterUser) || !validField(opts.MasterPassword)) {
-		t.Fatalf("dovecottest: bad master user %q", opts.MasterUser)
+		return nil, fmt.Errorf("bad master user %q", opts.MasterUser)
 	}
-
-	dir := t.TempDir()
 	ids, err := runAs(dir)
 	if err != nil {
-		t.Fatalf("dovecottest: %v", err)
+		return nil, err
 	}
-
+	var certs *testCerts
+	if opts.TLS {
+		if certs, err = newTestCerts(dir); err != nil {
+			return nil, fmt.Errorf("certificates: %w", err)
+		}
+	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		s, err := start(t, bin, dir, attempt, layout, users, opts, ids)
+		s, err := start(bin, dir, attempt, layout, users, opts, ids, certs)
 		if err == nil {
-			return s
+			return s, nil
 		}
 		lastErr = err
 		if !errors.Is(err, errAddrInUse) {
 			break
 		}
 	}
-	t.Fatalf("dovecottest: %v", lastErr)
-	return nil
+	return nil, lastErr
 }
 
 var errAddrInUse = errors.New("address already in use")
 
-func start(t testing.TB, bin, root string, attempt int, layout string, users map[string]string, opts *Options, ids *identities) (*Server, error) {
+func start(bin, root string, attempt int, layout string, users map[string]string, opts *Options, ids *identities, certs *testCerts) (*Server, error) {
 	dir := filepath.Join(root, "run"+strconv.Itoa(attempt))
 	if err := os.Mkdir(dir, 0o711); err != nil {
 		return nil, err
@@ -149,6 +206,16 @@ func start(t testing.TB, bin, root string, attempt int, layout string, users map
 	port, err := freePort()
 	if err != nil {
 		return nil, err
+	}
+	ssl := "ssl = no\n"
+	imaps := "  inet_listener imaps {\n    port = 0\n  }\n"
+	tlsPort := 0
+	if certs != nil {
+		if tlsPort, err = freePort(); err != nil {
+			return nil, err
+		}
+		ssl = fmt.Sprintf("ssl = yes\nssl_cert = <%s\nssl_key = <%s\n", certs.certPath, certs.keyPath)
+		imaps = fmt.Sprintf("  inet_listener imaps {\n    address = 127.0.0.1\n    port = %d\n    ssl = yes\n  }\n", tlsPort)
 	}
 	mailDir := filepath.Join(root, "mail")
 	if err := os.MkdirAll(mailDir, 0o700); err != nil {
@@ -213,8 +280,7 @@ state_dir = %[1]s/state
 instance_name = dovecottest-%[2]d
 log_path = %[3]s
 info_log_path = %[3]s
-ssl = no
-disable_plaintext_auth = no
+%[12]sdisable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
 default_internal_user = %[4]s
@@ -244,12 +310,9 @@ service imap-login {
     address = 127.0.0.1
     port = %[2]d
   }
-  inet_listener imaps {
-    port = 0
-  }
-}
+%[13]s}
 %[10]s%[11]s`, dir, port, logPath, ids.internalUser, ids.internalGroup, ids.loginUser,
-		mailLocation, ns.String(), passwdPath, master, ids.extra)
+		mailLocation, ns.String(), passwdPath, master, ids.extra, ssl, imaps)
 	confPath := filepath.Join(dir, "dovecot.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return nil, err
@@ -268,14 +331,19 @@ service imap-login {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	s := &Server{
-		t:       t,
 		dir:     dir,
 		conf:    confPath,
 		logPath: logPath,
 		addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		mailDir: mailDir,
+		ids:     ids,
+		certs:   certs,
 		layout:  layout,
 		cmd:     cmd,
 		done:    make(chan struct{}),
+	}
+	if certs != nil {
+		s.tlsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(tlsPort))
 	}
 	go func() {
 		s.waitErr = cmd.Wait()
@@ -304,17 +372,25 @@ service imap-login {
 			return nil, fmt.Errorf("dovecot did not listen on %s within 10s:\n%s%s", s.addr, out.String(), s.Log())
 		}
 	}
-	t.Cleanup(func() {
-		s.Stop()
-		if t.Failed() {
-			t.Logf("dovecottest: log of the Dovecot at %s (%s):\n%s", s.addr, s.logPath, s.Log())
-		}
-	})
 	return s, nil
 }
 
-// Addr returns the server's plaintext IMAP address, "127.0.0.1:port".
+// Addr returns the server's plaintext IMAP address, "127.0.0.1:port"
+// (where STARTTLS is offered with Options.TLS).
 func (s *Server) Addr() string { return s.addr }
+
+// TLSAddr returns the server's implicit-TLS address, or "" without
+// Options.TLS.
+func (s *Server) TLSAddr() string { return s.tlsAddr }
+
+// RootCAs returns a pool holding the CA that signed the server's
+// certificate, for a client's tls.Config.RootCAs; nil without Options.TLS.
+func (s *Server) RootCAs() *x509.CertPool {
+	if s.certs == nil {
+		return nil
+	}
+	return s.certs.pool
+}
 
 // Layout returns the server's mailbox layout, LayoutDefault or LayoutCourier.
 func (s *Server) Layout() string { return s.layout }
@@ -352,10 +428,12 @@ func (s *Server) Log() string {
 // would. It returns how many sessions it ended. Connections that have not
 // logged in yet are left alone. It works on Linux (it reads /proc).
 func (s *Server) DropConnections() int {
-	s.t.Helper()
 	pids, err := s.children("imap")
 	if err != nil {
-		s.t.Fatalf("dovecottest: %v", err)
+		if s.t != nil {
+			s.t.Fatalf("dovecottest: %v", err)
+		}
+		panic("dovecottest: " + err.Error())
 	}
 	n := 0
 	for _, pid := range pids {
@@ -411,6 +489,9 @@ func (s *Server) Stop() {
 		pgid := s.cmd.Process.Pid
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		<-s.done
+		if s.removeDir != "" {
+			os.RemoveAll(s.removeDir)
+		}
 	})
 }
 

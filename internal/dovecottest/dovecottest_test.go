@@ -1,6 +1,8 @@
 package dovecottest_test
 
 import (
+	"crypto/tls"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -129,4 +131,70 @@ func TestStop(t *testing.T) {
 		}
 	}
 	s.Stop() // idempotent
+}
+
+func TestTLS(t *testing.T) {
+	s := dovecottest.Start(t, &dovecottest.Options{TLS: true})
+	cfg := &tls.Config{RootCAs: s.RootCAs(), ServerName: "127.0.0.1"}
+	c, err := imapclient.DialTLS(s.TLSAddr(), &imapclient.Options{TLSConfig: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("alice", "secret").Wait(); err != nil {
+		t.Fatalf("login over TLS: %v", err)
+	}
+	st, err := imapclient.DialStartTLS(s.Addr(), &imapclient.Options{TLSConfig: cfg})
+	if err != nil {
+		t.Fatalf("STARTTLS: %v", err)
+	}
+	defer st.Close()
+	if err := st.Login("alice", "secret").Wait(); err != nil {
+		t.Fatalf("login after STARTTLS: %v", err)
+	}
+	// The certificate is the test's own: without its CA, it is refused.
+	if c, err := imapclient.DialTLS(s.TLSAddr(), nil); err == nil {
+		c.Close()
+		t.Error("TLS with system roots accepted the test certificate")
+	}
+	// Plaintext stays available on Addr.
+	login(t, s.Addr(), "alice", "secret")
+}
+
+func TestWriteMaildir(t *testing.T) {
+	for _, layout := range []string{dovecottest.LayoutDefault, dovecottest.LayoutCourier} {
+		t.Run(layout, func(t *testing.T) {
+			s := dovecottest.Start(t, &dovecottest.Options{Layout: layout})
+			folder := s.Prefix() + "Bulk"
+			date := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+			var msgs []dovecottest.MaildirMessage
+			for i := range 300 {
+				raw := fmt.Sprintf("Message-ID: <m%d@x>\r\nSubject: %d\r\n\r\nbody %d\r\n", i+1, i+1, i+1)
+				msgs = append(msgs, dovecottest.MaildirMessage{Raw: []byte(raw), Flags: []string{`\Seen`, `\Flagged`}, Date: date})
+			}
+			if err := s.WriteMaildir("alice", folder, msgs); err != nil {
+				t.Fatal(err)
+			}
+			c := login(t, s.Addr(), "alice", "secret")
+			if _, err := c.Select(folder, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+				t.Fatal(err)
+			}
+			var set imap.UIDSet
+			set.AddRange(1, 0)
+			got, err := c.Fetch(set, &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(msgs) {
+				t.Fatalf("%d messages, want %d", len(got), len(msgs))
+			}
+			for _, m := range got {
+				want := msgs[m.UID-1]
+				if string(m.FindBodySection(&imap.FetchItemBodySection{})) != string(want.Raw) || !m.InternalDate.Equal(date) ||
+					!slices.Contains(m.Flags, imap.FlagSeen) || !slices.Contains(m.Flags, imap.FlagFlagged) {
+					t.Fatalf("UID %d: %q %v %v", m.UID, m.FindBodySection(&imap.FetchItemBodySection{}), m.InternalDate, m.Flags)
+				}
+			}
+		})
+	}
 }

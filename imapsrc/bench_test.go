@@ -1,0 +1,281 @@
+package imapsrc_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailferry/mailferry/imapsrc"
+	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/migrate"
+)
+
+// The mailbox the benchmarks read: one Dovecot per test binary, seeded
+// once, with a folder per size ("Bench1000", "Bench10000").
+var bench struct {
+	once   sync.Once
+	srv    *dovecottest.Server
+	err    error
+	seeded map[int]bool
+	mu     sync.Mutex
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if bench.srv != nil {
+		bench.srv.Stop()
+	}
+	os.Exit(code)
+}
+
+// benchFolder returns the shared Dovecot's address and the name of a
+// folder of n realistic ~5 KB messages, seeding it on first use.
+func benchFolder(tb testing.TB, n int) (addr, folder string) {
+	tb.Helper()
+	bench.once.Do(func() {
+		bench.srv, bench.err = dovecottest.Launch(&dovecottest.Options{Users: map[string]string{"alice": "secret"}})
+		bench.seeded = map[int]bool{}
+	})
+	if bench.err != nil {
+		tb.Skipf("dovecottest: %v; %s", bench.err, dovecottest.InstallHint)
+	}
+	folder = fmt.Sprintf("Bench%d", n)
+	bench.mu.Lock()
+	defer bench.mu.Unlock()
+	if !bench.seeded[n] {
+		start := time.Now()
+		// Maildir files written directly: APPEND takes ~3 ms a message.
+		var msgs []dovecottest.MaildirMessage
+		for _, m := range bigFixture(n).Folders[0].Messages {
+			var flags []string
+			for _, f := range m.Flags {
+				if !f.IsKeyword() {
+					flags = append(flags, string(f))
+				}
+			}
+			msgs = append(msgs, dovecottest.MaildirMessage{Raw: m.Raw, Flags: flags, Date: m.InternalDate})
+		}
+		if err := bench.srv.WriteMaildir("alice", folder, msgs); err != nil {
+			tb.Fatal(err)
+		}
+		// Let Dovecot index the new files now, not in the first timed read.
+		if _, _, err := readBare(bench.srv.Addr(), folder); err != nil {
+			tb.Fatal(err)
+		}
+		bench.seeded[n] = true
+		tb.Logf("seeded %d messages in %v", n, time.Since(start))
+	}
+	return bench.srv.Addr(), folder
+}
+
+// heapPeak samples HeapInuse until stopped and returns the peak.
+func heapPeak() (stop func() uint64) {
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	sample := func() {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		if ms.HeapInuse > peak.Load() {
+			peak.Store(ms.HeapInuse)
+		}
+	}
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				sample()
+			}
+		}
+	}()
+	return func() uint64 {
+		close(done)
+		<-finished
+		sample()
+		return peak.Load()
+	}
+}
+
+// readSource reads every message of folder the way the Engine does: one
+// List (UIDs kept, 4 bytes each), then Fetch in batches of migrate's
+// default FetchBatch, each body read to the end. It returns the messages
+// and bytes read.
+func readSource(ctx context.Context, src *imapsrc.Source, f migrate.Folder) (n int, bytes int64, err error) {
+	const batch = 200
+	var uids []uint32
+	if err := src.List(ctx, f, func(m migrate.MessageInfo) error {
+		uids = append(uids, m.UID)
+		return nil
+	}); err != nil {
+		return 0, 0, err
+	}
+	for start := 0; start < len(uids); start += batch {
+		err := src.Fetch(ctx, f, uids[start:min(start+batch, len(uids))], func(m *migrate.Message) error {
+			k, err := io.Copy(io.Discard, m.Body)
+			n++
+			bytes += k
+			return err
+		})
+		if err != nil {
+			return n, bytes, err
+		}
+	}
+	return n, bytes, nil
+}
+
+// readBare reads every body of folder with one bare go-imap
+// UID FETCH 1:* (BODY.PEEK[]).
+func readBare(addr, folder string) (n int, bytes int64, err error) {
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.Close()
+	if err := c.Login("alice", "secret").Wait(); err != nil {
+		return 0, 0, err
+	}
+	if _, err := c.Select(folder, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		return 0, 0, err
+	}
+	var set imap.UIDSet
+	set.AddRange(1, 0)
+	cmd := c.Fetch(set, &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			if body, ok := item.(imapclient.FetchItemDataBodySection); ok {
+				k, err := io.Copy(io.Discard, body.Literal)
+				if err != nil {
+					return n, bytes, err
+				}
+				n++
+				bytes += k
+			}
+		}
+	}
+	return n, bytes, cmd.Close()
+}
+
+func benchSizes() []int { return []int{1000, 10000} }
+
+// BenchmarkReadSource reads a Dovecot folder through the Source (List,
+// then Fetch in batches of 200, bodies read to the end).
+func BenchmarkReadSource(b *testing.B) {
+	for _, n := range benchSizes() {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			addr, folder := benchFolder(b, n)
+			setup := plain(addr, "alice", "secret")
+			f := folderNamed(b, setup, folder)
+			setup.Close()
+			benchRead(b, n, func() (int, int64, error) {
+				src := plain(addr, "alice", "secret")
+				defer src.Close()
+				return readSource(context.Background(), src, f)
+			})
+		})
+	}
+}
+
+// benchRead runs read (which reads n messages) b.N times and reports
+// msgs/s, the bytes read and the peak heap in use.
+func benchRead(b *testing.B, n int, read func() (int, int64, error)) {
+	runtime.GC()
+	stop := heapPeak()
+	b.ResetTimer()
+	var total int
+	var bytes int64
+	for b.Loop() {
+		k, by, err := read()
+		if err != nil || k != n {
+			b.Fatalf("read %d of %d messages: %v", k, n, err)
+		}
+		total += k
+		bytes += by
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(float64(stop()), "peak-heap-B")
+	b.SetBytes(bytes / int64(b.N))
+}
+
+// BenchmarkReadSourceFetchOnly is BenchmarkReadSource without the List
+// pass: Fetch alone, in batches of 200, of UIDs known beforehand.
+func BenchmarkReadSourceFetchOnly(b *testing.B) {
+	const n = 10000
+	addr, folder := benchFolder(b, n)
+	ctx := context.Background()
+	src := plain(addr, "alice", "secret")
+	defer src.Close()
+	f := folderNamed(b, src, folder)
+	var uids []uint32
+	if err := src.List(ctx, f, func(m migrate.MessageInfo) error { uids = append(uids, m.UID); return nil }); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	total := 0
+	for b.Loop() {
+		for start := 0; start < len(uids); start += 200 {
+			err := src.Fetch(ctx, f, uids[start:min(start+200, len(uids))], func(m *migrate.Message) error {
+				total++
+				_, err := io.Copy(io.Discard, m.Body)
+				return err
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkReadBare reads the same folder with a bare go-imap
+// UID FETCH 1:* (BODY.PEEK[]), the baseline of BenchmarkReadSource.
+func BenchmarkReadBare(b *testing.B) {
+	for _, n := range benchSizes() {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			addr, folder := benchFolder(b, n)
+			benchRead(b, n, func() (int, int64, error) { return readBare(addr, folder) })
+		})
+	}
+}
+
+// TestReadMemoryBounded reads 10,000 messages through the Source and
+// checks that the heap stays far below what holding them would take
+// (10,000 x ~5 KB = ~50 MB): memory must not grow with the folder.
+func TestReadMemoryBounded(t *testing.T) {
+	const n = 10000
+	addr, folder := benchFolder(t, n)
+	ctx := context.Background()
+	src := plain(addr, "alice", "secret")
+	closeSrc(t, src)
+	f := folderNamed(t, src, folder)
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	stop := heapPeak()
+	k, bytes, err := readSource(ctx, src, f)
+	peak := stop()
+	if err != nil || k != n {
+		t.Fatalf("read %d of %d messages: %v", k, n, err)
+	}
+	grown := int64(peak) - int64(before.HeapInuse)
+	t.Logf("read %d messages, %d bytes; heap in use %d before, peak %d (+%d)", k, bytes, before.HeapInuse, peak, grown)
+	// Generous: a quarter of the mailbox. A Source that kept bodies or
+	// per-message state would exceed it.
+	if limit := bytes / 4; grown > limit {
+		t.Errorf("heap grew by %d bytes reading %d bytes of mail; want < %d", grown, bytes, limit)
+	}
+}
