@@ -65,6 +65,9 @@ type folderCopy struct {
 	begun    map[uint32]MessageInfo // those an earlier run began but did not commit
 	flagJobs []FlagChange
 	flagInfo []MessageInfo // the source message of each flag job
+	// firstPass: the UIDs came from a UIDLister, so metadata (and the
+	// Deduper's verdict) comes with each fetched message.
+	firstPass bool
 }
 
 // reset forgets what a listing found. What it keeps per message to copy
@@ -79,11 +82,24 @@ func (fc *folderCopy) id(uid uint32) SourceID {
 	return SourceID{Folder: fc.folder.Name, UIDValidity: fc.folder.UIDValidity, UID: uid}
 }
 
-// list reads the folder's messages and decides what to copy: only what
+// list reads the folder's messages and decides what to copy: on a first
+// pass, every UID (if the source can list UIDs alone); later, only what
 // changed since the last complete pass when the source and the State
-// allow it, else everything.
+// allow it; else every message's metadata.
 func (fc *folderCopy) list(ctx context.Context) error {
 	f, st := fc.folder, fc.st
+	if ul, ok := fc.job.Source.(UIDLister); ok && len(st.Records) == 0 && fc.opts.Filter.isZero() {
+		uids, err := ul.UIDs(ctx, f)
+		if err != nil {
+			return fmt.Errorf("migrate: list UIDs of %q: %w", f.Name, err)
+		}
+		fc.rep.Pass, fc.rep.Listed, fc.firstPass = "first", len(uids), true
+		fc.toCopy = uids
+		for _, uid := range uids {
+			fc.pending[uid] = 0 // the size comes with the message
+		}
+		return nil
+	}
 	if f.ModSeq != 0 && st.ModSeq != 0 && st.UIDValidity == f.UIDValidity {
 		if f.ModSeq == st.ModSeq {
 			fc.rep.Pass = "unchanged"
@@ -239,6 +255,11 @@ func (fc *folderCopy) copyAll(ctx context.Context) error {
 		msg.ID = fc.id(msg.UID)
 		if msg.Size <= 0 {
 			msg.Size = size
+		}
+		if fc.firstPass && fc.seen(msg.MessageInfo) {
+			fc.rep.Duplicates++
+			fc.emit(Event{Kind: EventMessageSkipped, Folder: fc.folder.Name, UID: msg.UID, Reason: "duplicate of " + msg.MessageID})
+			return nil
 		}
 		w := weight(msg.Size, fc.opts.MaxBytesInFlight)
 		if err := inFlight.Acquire(gctx, w); err != nil {

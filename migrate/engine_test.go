@@ -66,6 +66,10 @@ func TestEngineCopiesEverythingOnce(t *testing.T) {
 	if tot := rep.Totals(); tot.Copied != fx.Count() || tot.Listed != fx.Count() {
 		t.Errorf("totals %+v, want %d copied", tot, fx.Count())
 	}
+	// A first pass reads each folder once: UIDs, then bodies with metadata.
+	if src.Lists != 0 || src.UIDLists != len(fx.Folders) || rep.Mailboxes[0].Folders[0].Pass != "first" {
+		t.Errorf("first pass: %d Lists, %d UID lists, pass %q", src.Lists, src.UIDLists, rep.Mailboxes[0].Folders[0].Pass)
+	}
 	if role := sink.FolderRole(sink.Items()[0].FolderID); role != migrate.RoleInbox {
 		t.Errorf("Inbox ensured with role %q", role)
 	}
@@ -81,7 +85,7 @@ func TestEngineCopiesEverythingOnce(t *testing.T) {
 
 	// The second run copies nothing.
 	rep = eng.Run(ctx, migrate.Job{Mailbox: "alice@example.com", Source: src, Sink: sink})
-	if tot := rep.Totals(); tot.Copied != 0 || tot.AlreadyCopied != fx.Count() || sink.Puts != fx.Count() {
+	if tot := rep.Totals(); tot.Copied != 0 || tot.AlreadyCopied != fx.Count() || tot.FlagsUpdated != 0 || sink.Puts != fx.Count() {
 		t.Errorf("second run: totals %+v, puts %d", tot, sink.Puts)
 	}
 	checkCopied(t, fx, sink)

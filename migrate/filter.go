@@ -59,6 +59,10 @@ type Filter struct {
 	MaxSize int64
 }
 
+func (f Filter) isZero() bool {
+	return f.Since.IsZero() && f.Before.IsZero() && f.MaxSize == 0
+}
+
 // reason returns why m is filtered out, or "" if it is kept.
 func (f Filter) reason(m MessageInfo) string {
 	switch {

@@ -68,7 +68,9 @@ type FolderReport struct {
 	Vanished int `json:"vanished"`
 	// FlagsUpdated is the number of sink items whose flags a delta pass changed.
 	FlagsUpdated int `json:"flagsUpdated"`
-	// Pass is how the folder was read: "full" (every message listed),
+	// Pass is how the folder was read: "first" (a first pass: its UIDs
+	// listed, each message's metadata read with its body), "full" (every
+	// message's metadata listed),
 	// "changes" (only what changed since the last complete pass, see
 	// ChangeLister) or "unchanged" (its mod-sequence had not moved).
 	Pass string `json:"pass,omitempty"`

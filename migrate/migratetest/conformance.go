@@ -114,6 +114,18 @@ func checkFolder(ctx context.Context, t *testing.T, src migrate.Source, f migrat
 		checkInfo(t, "List", info, wm)
 	}
 
+	if ul, ok := src.(migrate.UIDLister); ok {
+		got, err := ul.UIDs(ctx, f)
+		if err != nil || !slices.Equal(got, uids) {
+			t.Errorf("UIDs = %v, %v; want the listed %v", got, err, uids)
+		}
+		stale := f
+		stale.UIDValidity++
+		if _, err := ul.UIDs(ctx, stale); !errors.Is(err, migrate.ErrUIDValidityChanged) {
+			t.Errorf("UIDs with a stale UIDVALIDITY: err = %v, want ErrUIDValidityChanged", err)
+		}
+	}
+
 	// Fetch everything: bodies byte for byte, in order, each once.
 	var got []uint32
 	err := src.Fetch(ctx, f, uids, func(m *migrate.Message) error {

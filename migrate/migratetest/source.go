@@ -21,8 +21,9 @@ type Source struct {
 	// NoModSeq makes the Source behave like a server without CONDSTORE:
 	// folders have no ModSeq and ListChanges fails with migrate.ErrNoModSeq.
 	NoModSeq bool
-	// Lists and ChangeLists count the calls to List and ListChanges.
-	Lists, ChangeLists int
+	// Lists, ChangeLists and UIDLists count the calls to List,
+	// ListChanges and UIDs.
+	Lists, ChangeLists, UIDLists int
 	// FetchErr, if set, is called before each message is delivered by
 	// Fetch; an error it returns ends the Fetch (a dropped connection).
 	FetchErr func(f migrate.Folder, uid uint32) error
@@ -44,6 +45,7 @@ type memMessage struct {
 var (
 	_ migrate.Source       = (*Source)(nil)
 	_ migrate.ChangeLister = (*Source)(nil)
+	_ migrate.UIDLister    = (*Source)(nil)
 )
 
 // NewSource returns a Source holding the fixture's folders and messages.
@@ -217,6 +219,22 @@ func (s *Source) ListChanges(ctx context.Context, f migrate.Folder, since uint64
 		return fmt.Errorf("migratetest: %q: %w", f.Name, migrate.ErrNoModSeq)
 	}
 	return s.list(ctx, f, since, fn)
+}
+
+// UIDs implements migrate.UIDLister.
+func (s *Source) UIDs(ctx context.Context, f migrate.Folder) ([]uint32, error) {
+	s.mu.Lock()
+	s.UIDLists++
+	s.mu.Unlock()
+	msgs, err := s.selectFolder(f)
+	if err != nil {
+		return nil, err
+	}
+	uids := make([]uint32, len(msgs))
+	for i, m := range msgs {
+		uids[i] = m.info.UID
+	}
+	return uids, ctx.Err()
 }
 
 func (s *Source) list(ctx context.Context, f migrate.Folder, since uint64, fn func(migrate.MessageInfo) error) error {
