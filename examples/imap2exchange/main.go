@@ -52,9 +52,9 @@ type config struct {
 	csv, imapAddr, security, caFile, serverName string
 	tenant, clientID, clientCert, graphURL      string
 	state, report, reportCSV                    string
-	mailboxes, badItemLimit                     int
-	since, before                               string
-	verbose                                     bool
+	mailboxes, badItemLimit, maxConnections     int
+	since, before, receivedDates                string
+	verbose, probe                              bool
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -77,6 +77,9 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.badItemLimit, "bad-item-limit", 0, "stop a mailbox after this many messages fail (0: never)")
 	fs.StringVar(&c.since, "since", "", "copy only messages received on or after this date (YYYY-MM-DD)")
 	fs.StringVar(&c.before, "before", "", "copy only messages received before this date (YYYY-MM-DD)")
+	fs.IntVar(&c.maxConnections, "max-connections", 10, "the most IMAP connections open at once to the server, for the whole batch (providers limit them)")
+	fs.StringVar(&c.receivedDates, "received-dates", "import", "import: MIME kept byte for byte, Outlook shows the import time as received; source: every message keeps its IMAP date as received, Exchange rebuilds its MIME")
+	fs.BoolVar(&c.probe, "probe", false, "only test each mailbox's IMAP login and report its folders, messages and size (the assessment), then stop")
 	fs.BoolVar(&c.verbose, "v", false, "log every message copied")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -115,11 +118,23 @@ func migrateBatch(ctx context.Context, c *config, stdout, stderr io.Writer, gete
 	if err != nil {
 		return err
 	}
+	if c.probe {
+		return probe(ctx, rows, imapOpts, stdout)
+	}
 	cred, err := credential(c, getenv)
 	if err != nil {
 		return err
 	}
-	client, err := exchange.NewClient(&exchange.Options{Credential: cred, BaseURL: c.graphURL})
+	exOpts := &exchange.Options{Credential: cred, BaseURL: c.graphURL}
+	switch c.receivedDates {
+	case "import":
+		exOpts.ReceivedDates = exchange.ReceivedDateAtImport
+	case "source":
+		exOpts.ReceivedDates = exchange.ReceivedDateFromSource
+	default:
+		return fmt.Errorf("-received-dates %q: want import or source", c.receivedDates)
+	}
+	client, err := exchange.NewClient(exOpts)
 	if err != nil {
 		return err
 	}
@@ -137,8 +152,7 @@ func migrateBatch(ctx context.Context, c *config, stdout, stderr io.Writer, gete
 	var jobs []migrate.Job
 	for _, r := range rows {
 		o := *imapOpts
-		o.Username, o.Password = r.UserName, r.Password
-		o.UserRoot = r.UserRoot
+		o.Username, o.Password, o.UserRoot = r.UserName, r.Password, r.UserRoot
 		src := imapsrc.New(&o)
 		defer src.Close()
 		jobs = append(jobs, migrate.Job{Mailbox: r.EmailAddress, Source: src, Sink: client.Mailbox(r.EmailAddress)})
@@ -166,8 +180,33 @@ func migrateBatch(ctx context.Context, c *config, stdout, stderr io.Writer, gete
 	return nil
 }
 
+// probe logs in to every mailbox of the batch and reports what it holds,
+// the "test the connection" step of Exchange's migration endpoint.
+func probe(ctx context.Context, rows []csvbatch.Row, imapOpts *imapsrc.Options, stdout io.Writer) error {
+	failed := 0
+	for _, r := range rows {
+		o := *imapOpts
+		o.Username, o.Password, o.UserRoot = r.UserName, r.Password, r.UserRoot
+		res, err := imapsrc.Probe(ctx, &o)
+		if err != nil {
+			failed++
+			fmt.Fprintf(stdout, "%s: FAILED: %v\n", r.EmailAddress, err)
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: ok (%s, %s): %d folders, %d messages, %s\n", r.EmailAddress, res.Security, res.Mechanism,
+			len(res.Folders), res.Messages, migrate.FormatBytes(res.Bytes))
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d mailboxes failed the probe", failed, len(rows))
+	}
+	return nil
+}
+
 func imapOptions(c *config) (*imapsrc.Options, error) {
 	o := &imapsrc.Options{Addr: c.imapAddr}
+	if c.maxConnections > 0 {
+		o.ServerLimit = imapsrc.NewServerLimit(c.maxConnections)
+	}
 	switch c.security {
 	case "tls":
 		o.Security = imapsrc.TLS

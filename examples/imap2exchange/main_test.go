@@ -85,6 +85,32 @@ func TestBatch(t *testing.T) {
 	}
 }
 
+func TestProbe(t *testing.T) {
+	imapSrv, err := imapsrctest.StartMemServer(map[string]string{"alice": "alice-imap-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer imapSrv.Close()
+	fx := migratetest.Sample()
+	if err := imapsrctest.Seed(imapSrv.Addr(), "alice", "alice-imap-secret", fx); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	csvPath := filepath.Join(dir, "batch.csv")
+	os.WriteFile(csvPath, []byte("EmailAddress,UserName,Password\n"+
+		"alice@contoso.com,alice,alice-imap-secret\n"+
+		"bob@contoso.com,bob,wrong-imap-secret\n"), 0o600)
+	var out, errs bytes.Buffer
+	code := run(context.Background(), []string{"-probe", "-csv", csvPath, "-imap", imapSrv.Addr(), "-security", "plaintext"}, &out, &errs, func(string) string { return "" })
+	if code != 1 {
+		t.Errorf("exit %d with a failing mailbox", code)
+	}
+	if !strings.Contains(out.String(), "alice@contoso.com: ok (plaintext, LOGIN): 10 folders, 15 messages") ||
+		!strings.Contains(out.String(), "bob@contoso.com: FAILED") || strings.Contains(out.String()+errs.String(), "imap-secret") {
+		t.Errorf("probe output:\n%s%s", out.String(), errs.String())
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	dir := t.TempDir()
 	csvPath := filepath.Join(dir, "batch.csv")
