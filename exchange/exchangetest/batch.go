@@ -36,12 +36,7 @@ func (s *Server) serveBatch(c *call) reply {
 	s.stats.ByRoute["POST /$batch"]++
 	// The envelope's body is not counted in Stats.UploadBytes nor against
 	// a mailbox's upload budget: its sub-requests are, one by one.
-	if len(s.faults) > 0 {
-		f := s.faults[0]
-		s.faults = s.faults[1:]
-		if f.status == http.StatusTooManyRequests {
-			s.countThrottled("Injected")
-		}
+	if f, ok := s.nextFault(); ok {
 		s.mu.Unlock()
 		return faultReply(c, f)
 	}

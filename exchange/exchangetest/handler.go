@@ -291,12 +291,7 @@ func (s *Server) dispatch(c *call) reply {
 	if isUpload(c.method) {
 		s.stats.UploadBytes += int64(len(c.body))
 	}
-	if len(s.faults) > 0 {
-		f := s.faults[0]
-		s.faults = s.faults[1:]
-		if f.status == http.StatusTooManyRequests {
-			s.countThrottled("Injected")
-		}
+	if f, ok := s.nextFault(); ok {
 		s.mu.Unlock()
 		return faultReply(c, f)
 	}

@@ -157,6 +157,20 @@ type Server struct {
 	seq       int64
 }
 
+// nextFault takes the next injected fault, if any, counting an injected
+// 429 as throttling. The caller holds s.mu.
+func (s *Server) nextFault() (fault, bool) {
+	if len(s.faults) == 0 {
+		return fault{}, false
+	}
+	f := s.faults[0]
+	s.faults = s.faults[1:]
+	if f.status == http.StatusTooManyRequests {
+		s.countThrottled("Injected")
+	}
+	return f, true
+}
+
 type fault struct {
 	status     int
 	retryAfter time.Duration
