@@ -2,7 +2,6 @@ package mailferry_test
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
 	"testing"
 
@@ -91,21 +90,6 @@ func TestEndToEnd(t *testing.T) {
 	}
 }
 
-// killCommit fails one Commit, as a process killed between the sink's Put
-// and the State's commit would leave things.
-type killCommit struct {
-	*migrate.FileState
-	folder string
-	uid    uint32
-}
-
-func (k *killCommit) Commit(ctx context.Context, mailbox string, id migrate.SourceID, itemID string, flags []migrate.Flag) error {
-	if id.Folder == k.folder && id.UID == k.uid {
-		return errors.New("killed between put and commit")
-	}
-	return k.FileState.Commit(ctx, mailbox, id, itemID, flags)
-}
-
 // TestEndToEndCrashBetweenPutAndCommit shows that a run killed after
 // Exchange stored a message but before the journal recorded it, then run
 // again, leaves exactly one copy of every message: the watermark finds it.
@@ -117,7 +101,7 @@ func TestEndToEndCrashBetweenPutAndCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	rep := migrate.NewEngine(&migrate.Options{State: &killCommit{FileState: state, folder: "INBOX", uid: 3}}).Run(ctx, w.job)
+	rep := migrate.NewEngine(&migrate.Options{State: migratetest.KillCommit(state, func(id migrate.SourceID) bool { return id.Folder == "INBOX" && id.UID == 3 })}).Run(ctx, w.job)
 	if !rep.Lost() {
 		t.Fatal("the simulated crash did not show in the report")
 	}

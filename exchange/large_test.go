@@ -428,20 +428,6 @@ func TestParseMIMENames(t *testing.T) {
 	}
 }
 
-// crashingState fails the Commit of one UID, as a process killed between
-// Put and Commit would leave it.
-type crashingState struct {
-	*migrate.FileState
-	crashUID uint32
-}
-
-func (s *crashingState) Commit(ctx context.Context, mailbox string, id migrate.SourceID, itemID string, flags []migrate.Flag) error {
-	if id.UID == s.crashUID {
-		return errors.New("killed")
-	}
-	return s.FileState.Commit(ctx, mailbox, id, itemID, flags)
-}
-
 // TestEngineLargeCrashBetweenPutAndCommit runs the Engine over a folder
 // with a large (JSON path) message whose commit is lost, then again from
 // the reopened state: the rerun repairs it by watermark and the mailbox
@@ -463,7 +449,7 @@ func TestEngineLargeCrashBetweenPutAndCommit(t *testing.T) {
 	}
 	ctx := context.Background()
 	job := migrate.Job{Mailbox: testUser, Source: src, Sink: e.mb}
-	rep := migrate.NewEngine(&migrate.Options{State: &crashingState{FileState: st, crashUID: 2}}).Run(ctx, job)
+	rep := migrate.NewEngine(&migrate.Options{State: migratetest.KillCommit(st, func(id migrate.SourceID) bool { return id.UID == 2 })}).Run(ctx, job)
 	if rep.Mailboxes[0].Status == migrate.StatusCompleted {
 		t.Fatalf("the crash went unnoticed: %+v", rep.Mailboxes[0])
 	}
@@ -476,7 +462,9 @@ func TestEngineLargeCrashBetweenPutAndCommit(t *testing.T) {
 	defer st.Close()
 	job.Sink = e.c.Mailbox(testUser) // a new process
 	rep = migrate.NewEngine(&migrate.Options{State: st}).Run(ctx, job)
-	if rep.Lost() || rep.Totals().Repaired != 1 {
+	// UID 2 at least; a Put in flight beside it may also have been stored
+	// uncommitted when the run stopped.
+	if rep.Lost() || rep.Totals().Repaired < 1 {
 		t.Fatalf("rerun: %+v", rep.Totals())
 	}
 	msgs := e.srv.Messages(testUser)

@@ -122,20 +122,6 @@ func TestEngineDeltaPass(t *testing.T) {
 	}
 }
 
-// crashingState fails the Commit of one message, as a process killed
-// between Put and Commit would leave it.
-type crashingState struct {
-	*migrate.FileState
-	crashUID uint32
-}
-
-func (s *crashingState) Commit(ctx context.Context, mailbox string, id migrate.SourceID, itemID string, flags []migrate.Flag) error {
-	if id.UID == s.crashUID && id.Folder == "INBOX" {
-		return errors.New("killed")
-	}
-	return s.FileState.Commit(ctx, mailbox, id, itemID, flags)
-}
-
 func TestEngineRepairsCrashBetweenPutAndCommit(t *testing.T) {
 	t.Run("watermark", func(t *testing.T) {
 		sink := migratetest.NewSink()
@@ -157,7 +143,7 @@ func testRepair(t *testing.T, dst migrate.Sink, sink *migratetest.Sink) {
 	}
 	ctx := context.Background()
 	job := migrate.Job{Mailbox: "alice", Source: src, Sink: dst}
-	rep := migrate.NewEngine(&migrate.Options{State: &crashingState{FileState: st, crashUID: 3}}).Run(ctx, job)
+	rep := migrate.NewEngine(&migrate.Options{State: migratetest.KillCommit(st, func(id migrate.SourceID) bool { return id.Folder == "INBOX" && id.UID == 3 })}).Run(ctx, job)
 	if rep.Mailboxes[0].Status == migrate.StatusCompleted {
 		t.Fatalf("the crash went unnoticed: %+v", rep.Mailboxes[0])
 	}
