@@ -268,6 +268,21 @@ func TestFetchDovecotBodiesAndSeen(t *testing.T) {
 	}
 }
 
+// dropSession kills the Dovecot session serving the test. Dovecot hands a
+// new login to its imap process a moment after the client sees the
+// login's answer, so it waits (up to 2 s) for there to be one to kill.
+func dropSession(t *testing.T, srv *dovecottest.Server) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Second); srv.DropConnections() == 0; {
+		if time.Now().After(deadline) {
+			t.Error("no session to drop")
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+}
+
 // TestDropDuringFetch kills the Dovecot session while Fetch is streaming:
 // every message must still arrive exactly once, intact.
 func TestDropDuringFetch(t *testing.T) {
@@ -282,16 +297,11 @@ func TestDropDuringFetch(t *testing.T) {
 		uids = append(uids, uint32(i))
 	}
 	count := map[uint32]int{}
-	drops := 0
+	dropped := map[uint32]bool{}
 	err := src.Fetch(context.Background(), f, uids, func(m *migrate.Message) error {
-		if m.UID == 6 || m.UID == 19 {
-			if drops < 2 {
-				drops++
-				if srv.DropConnections() == 0 {
-					t.Error("no session to drop")
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+		if (m.UID == 6 || m.UID == 19) && !dropped[m.UID] {
+			dropped[m.UID] = true
+			dropSession(t, srv)
 		}
 		body, err := io.ReadAll(m.Body)
 		if err != nil {
