@@ -283,18 +283,33 @@ func dropSession(t *testing.T, srv *dovecottest.Server) {
 	time.Sleep(20 * time.Millisecond)
 }
 
-// TestDropDuringFetch kills the Dovecot session while Fetch is streaming:
-// every message must still arrive exactly once, intact.
+// TestDropDuringFetch kills the Dovecot session twice while Fetch is
+// streaming: every message must still arrive exactly once, intact, with
+// its Message-ID, and each drop be noticed and reported. Little is in
+// flight, so that the messages after a drop cannot all be sitting in the
+// socket already.
 func TestDropDuringFetch(t *testing.T) {
-	const n = 30
+	fetchThroughDrops(t, 30, &imapsrc.Options{FetchChunk: 4, MaxBytesInFlight: 8 << 10}, 6, 19)
+}
+
+// TestDropDuringPipelinedFetch is the same with several UID FETCH
+// commands in flight when the session dies.
+func TestDropDuringPipelinedFetch(t *testing.T) {
+	fetchThroughDrops(t, 60, &imapsrc.Options{FetchChunk: 5, MaxBytesInFlight: 64 << 10}, 7, 33)
+}
+
+// fetchThroughDrops fetches n messages from a Dovecot with opts (its
+// address and credentials filled in), killing the session once when each
+// of dropAt is delivered.
+func fetchThroughDrops(t *testing.T, n int, opts *imapsrc.Options, dropAt ...uint32) {
 	fx := bigFixture(n)
 	srv := startDovecot(t, "", fx)
-	// Little in flight, so that the messages after a drop cannot all be
-	// sitting in the socket already: the Source must notice each drop.
-	src := imapsrc.New(&imapsrc.Options{Addr: srv.Addr(), Security: imapsrc.Plaintext, Username: "alice", Password: "secret",
-		FetchChunk: 4, MaxBytesInFlight: 8 << 10})
+	opts.Addr, opts.Security, opts.Username, opts.Password = srv.Addr(), imapsrc.Plaintext, "alice", "secret"
+	src := imapsrc.New(opts)
 	closeSrc(t, src)
 	f := inbox(t, src)
+	var events int
+	src.Observe(func(migrate.Event) { events++ })
 	var uids []uint32
 	for i := 1; i <= n; i++ {
 		uids = append(uids, uint32(i))
@@ -302,7 +317,7 @@ func TestDropDuringFetch(t *testing.T) {
 	count := map[uint32]int{}
 	dropped := map[uint32]bool{}
 	err := src.Fetch(context.Background(), f, uids, func(m *migrate.Message) error {
-		if (m.UID == 6 || m.UID == 19) && !dropped[m.UID] {
+		if slices.Contains(dropAt, m.UID) && !dropped[m.UID] {
 			dropped[m.UID] = true
 			dropSession(t, srv)
 		}
@@ -310,8 +325,9 @@ func TestDropDuringFetch(t *testing.T) {
 		if err != nil {
 			return err // the connection broke mid-body: Fetch retries it
 		}
-		if string(body) != string(fx.Folders[0].Messages[m.UID-1].Raw) {
-			t.Errorf("UID %d: body differs", m.UID)
+		want := fx.Folders[0].Messages[m.UID-1]
+		if string(body) != string(want.Raw) || m.MessageID != want.MessageID() {
+			t.Errorf("UID %d: body or Message-ID differs (%q)", m.UID, m.MessageID)
 		}
 		count[m.UID]++
 		return nil
@@ -324,8 +340,8 @@ func TestDropDuringFetch(t *testing.T) {
 			t.Errorf("UID %d delivered %d times", u, count[u])
 		}
 	}
-	if src.Reconnects() < 2 {
-		t.Errorf("Reconnects = %d, want >= 2 (two drops)", src.Reconnects())
+	if src.Reconnects() < len(dropAt) || events != src.Reconnects() {
+		t.Errorf("Reconnects = %d, events %d; want >= %d, one event each", src.Reconnects(), events, len(dropAt))
 	}
 }
 

@@ -218,61 +218,6 @@ func TestReconnectEvents(t *testing.T) {
 	}
 }
 
-// TestDropDuringPipelinedFetch kills the session while a Fetch with a
-// small MaxBytesInFlight has several UID FETCH commands in flight.
-func TestDropDuringPipelinedFetch(t *testing.T) {
-	const n = 60
-	fx := bigFixture(n)
-	srv := startDovecot(t, "", fx)
-	src := imapsrc.New(&imapsrc.Options{Addr: srv.Addr(), Security: imapsrc.Plaintext, Username: "alice", Password: "secret",
-		FetchChunk: 5, MaxBytesInFlight: 64 << 10})
-	closeSrc(t, src)
-	f := inbox(t, src)
-	var uids []uint32
-	for i := 1; i <= n; i++ {
-		uids = append(uids, uint32(i))
-	}
-	count := map[uint32]int{}
-	drops := 0
-	var events int
-	src.Observe(func(migrate.Event) { events++ })
-	err := src.Fetch(context.Background(), f, uids, func(m *migrate.Message) error {
-		if (m.UID == 7 || m.UID == 33) && drops < 2 {
-			drops++
-			srv.DropConnections()
-		}
-		body := make([]byte, 0, m.Size)
-		buf := make([]byte, 1024)
-		for {
-			k, err := m.Body.Read(buf)
-			body = append(body, buf[:k]...)
-			if err != nil {
-				if err.Error() == "EOF" {
-					break
-				}
-				return err // cut short: Fetch retries this message
-			}
-		}
-		want := fx.Folders[0].Messages[m.UID-1]
-		if string(body) != string(want.Raw) || m.MessageID != want.MessageID() {
-			t.Errorf("UID %d: body or Message-ID differs (%q)", m.UID, m.MessageID)
-		}
-		count[m.UID]++
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range uids {
-		if count[u] != 1 {
-			t.Errorf("UID %d delivered %d times", u, count[u])
-		}
-	}
-	if src.Reconnects() < 1 || events != src.Reconnects() {
-		t.Errorf("Reconnects %d, events %d", src.Reconnects(), events)
-	}
-}
-
 func TestListChanges(t *testing.T) {
 	const n = 40
 	fx := bigFixture(n)
