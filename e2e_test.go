@@ -95,24 +95,7 @@ func TestEndToEnd(t *testing.T) {
 // again, leaves exactly one copy of every message: the watermark finds it.
 func TestEndToEndCrashBetweenPutAndCommit(t *testing.T) {
 	w := newWorld(t)
-	path := filepath.Join(t.TempDir(), "state.jsonl")
-	state, err := migrate.OpenFileState(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	rep := migrate.NewEngine(&migrate.Options{State: migratetest.KillCommit(state, func(id migrate.SourceID) bool { return id.Folder == "INBOX" && id.UID == 3 })}).Run(ctx, w.job)
-	if !rep.Lost() {
-		t.Fatal("the simulated crash did not show in the report")
-	}
-	state.Close()
-
-	state, err = migrate.OpenFileState(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer state.Close()
-	rep = migrate.NewEngine(&migrate.Options{State: state}).Run(ctx, w.job)
+	rep := migratetest.CrashAndResume(t, w.job, func(id migrate.SourceID) bool { return id.Folder == "INBOX" && id.UID == 3 }, nil)
 	if rep.Lost() {
 		t.Fatalf("rerun: %s %s %+v", rep.Mailboxes[0].Status, rep.Mailboxes[0].Err, rep.Mailboxes[0].Problems)
 	}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -442,26 +441,9 @@ func TestEngineLargeCrashBetweenPutAndCommit(t *testing.T) {
 			{Raw: sampleMIME("<s3@example.org>", "s3"), InternalDate: testInternalDate},
 		}}}}
 	src := migratetest.NewSource(fx)
-	path := filepath.Join(t.TempDir(), "state.jsonl")
-	st, err := migrate.OpenFileState(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
 	job := migrate.Job{Mailbox: testUser, Source: src, Sink: e.mb}
-	rep := migrate.NewEngine(&migrate.Options{State: migratetest.KillCommit(st, func(id migrate.SourceID) bool { return id.UID == 2 })}).Run(ctx, job)
-	if rep.Mailboxes[0].Status == migrate.StatusCompleted {
-		t.Fatalf("the crash went unnoticed: %+v", rep.Mailboxes[0])
-	}
-	st.Close()
-
-	st, err = migrate.OpenFileState(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	job.Sink = e.c.Mailbox(testUser) // a new process
-	rep = migrate.NewEngine(&migrate.Options{State: st}).Run(ctx, job)
+	// The resumed run is a new process, with a new Mailbox value.
+	rep := migratetest.CrashAndResume(t, job, func(id migrate.SourceID) bool { return id.UID == 2 }, e.c.Mailbox(testUser))
 	// UID 2 at least; a Put in flight beside it may also have been stored
 	// uncommitted when the run stopped.
 	if rep.Lost() || rep.Totals().Repaired < 1 {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -135,27 +134,8 @@ func TestEngineRepairsCrashBetweenPutAndCommit(t *testing.T) {
 
 func testRepair(t *testing.T, dst migrate.Sink, sink *migratetest.Sink) {
 	fx := migratetest.Sample()
-	src := migratetest.NewSource(fx)
-	path := filepath.Join(t.TempDir(), "state.jsonl")
-	st, err := migrate.OpenFileState(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	job := migrate.Job{Mailbox: "alice", Source: src, Sink: dst}
-	rep := migrate.NewEngine(&migrate.Options{State: migratetest.KillCommit(st, func(id migrate.SourceID) bool { return id.Folder == "INBOX" && id.UID == 3 })}).Run(ctx, job)
-	if rep.Mailboxes[0].Status == migrate.StatusCompleted {
-		t.Fatalf("the crash went unnoticed: %+v", rep.Mailboxes[0])
-	}
-	st.Close()
-
-	// A new process: the journal is reopened and the run resumes.
-	st, err = migrate.OpenFileState(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	rep = migrate.NewEngine(&migrate.Options{State: st}).Run(ctx, job)
+	job := migrate.Job{Mailbox: "alice", Source: migratetest.NewSource(fx), Sink: dst}
+	rep := migratetest.CrashAndResume(t, job, func(id migrate.SourceID) bool { return id.Folder == "INBOX" && id.UID == 3 }, nil)
 	if rep.Lost() {
 		t.Fatalf("rerun: %+v", rep.Mailboxes[0])
 	}

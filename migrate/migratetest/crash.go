@@ -3,6 +3,8 @@ package migratetest
 import (
 	"context"
 	"errors"
+	"path/filepath"
+	"testing"
 
 	"github.com/mailferry/mailferry/migrate"
 )
@@ -29,4 +31,38 @@ func (k *killCommit) Commit(ctx context.Context, mailbox string, id migrate.Sour
 		return ErrKilled
 	}
 	return k.State.Commit(ctx, mailbox, id, itemID, flags)
+}
+
+// CrashAndResume runs job with a journal (a migrate.FileState in
+// t.TempDir()) whose commits of the messages kill matches fail, as a
+// process killed between the sink's Put and the journal's Commit would
+// leave things, and checks that the report shows it. Then, as a new
+// process would, it reopens the journal and runs job again (with resumed
+// as its Sink when not nil: a new process has a new sink value) and
+// returns that second report. The caller checks the sink: every message
+// must be there exactly once.
+func CrashAndResume(t testing.TB, job migrate.Job, kill func(migrate.SourceID) bool, resumed migrate.Sink) *migrate.Report {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "state.jsonl")
+	st, err := migrate.OpenFileState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rep := migrate.NewEngine(&migrate.Options{State: KillCommit(st, kill)}).Run(ctx, job)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Lost() {
+		t.Fatalf("the simulated crash did not show in the report: %+v", rep.Mailboxes[0])
+	}
+	st, err = migrate.OpenFileState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if resumed != nil {
+		job.Sink = resumed
+	}
+	return migrate.NewEngine(&migrate.Options{State: st}).Run(ctx, job)
 }
