@@ -547,14 +547,8 @@ func (s *Server) createMessage(c *call, mb *mailbox, f *folder) reply {
 	if !isJSON(c.header) {
 		return graphError(c, http.StatusUnsupportedMediaType, "UnsupportedMediaType", "Use application/json for a JSON object and text/plain for MIME content.")
 	}
-	var in messageInput
-	if err := json.Unmarshal(c.body, &in); err != nil {
-		return graphError(c, http.StatusBadRequest, "RequestBodyRead", "Invalid JSON in the request body: "+err.Error())
-	}
-	if r := checkHeaders(c, in.InternetMessageHeaders); r != nil {
-		return *r
-	}
-	if r := checkBody(c, in.Body); r != nil {
+	in, r := readMessageInput(c)
+	if r != nil {
 		return *r
 	}
 	t := now()
@@ -669,14 +663,8 @@ func (m *message) hasProp(key string) bool {
 // still answers 200. PidTagLastVerbExecuted can change. 200 with the
 // message; a rejected PATCH changes nothing.
 func (s *Server) patchMessage(c *call, mb *mailbox, m *message) reply {
-	var in messageInput
-	if err := json.Unmarshal(c.body, &in); err != nil {
-		return graphError(c, http.StatusBadRequest, "RequestBodyRead", "Invalid JSON in the request body: "+err.Error())
-	}
-	if r := checkHeaders(c, in.InternetMessageHeaders); r != nil {
-		return *r
-	}
-	if r := checkBody(c, in.Body); r != nil {
+	in, r := readMessageInput(c)
+	if r != nil {
 		return *r
 	}
 	// Validate on a copy so that a bad request changes nothing.
@@ -701,4 +689,18 @@ func (s *Server) patchMessage(c *call, mb *mailbox, m *message) reply {
 	cp.mod = now()
 	*m = cp
 	return jsonReply(http.StatusOK, s.messageJSON(c, mb, m, nil))
+}
+
+// readMessageInput decodes a message's JSON (create or PATCH) and checks
+// its internet headers and body, returning the error reply if any.
+func readMessageInput(c *call) (messageInput, *reply) {
+	var in messageInput
+	if err := json.Unmarshal(c.body, &in); err != nil {
+		r := graphError(c, http.StatusBadRequest, "RequestBodyRead", "Invalid JSON in the request body: "+err.Error())
+		return in, &r
+	}
+	if r := checkHeaders(c, in.InternetMessageHeaders); r != nil {
+		return in, r
+	}
+	return in, checkBody(c, in.Body)
 }
