@@ -207,10 +207,6 @@ func isTransient(err error) bool {
 	return errors.Is(err, migrate.ErrTransient) && !errors.Is(err, migrate.ErrMailbox)
 }
 
-func isClosedErr(err error) bool {
-	return errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "use of closed")
-}
-
 // isNotTLS recognises a handshake with a server that is not speaking TLS.
 func isNotTLS(err error) bool {
 	var rh tls.RecordHeaderError
