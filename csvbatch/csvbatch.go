@@ -52,7 +52,9 @@ type LineError struct {
 	Err  error
 }
 
+// Error implements error.
 func (e *LineError) Error() string { return fmt.Sprintf("csvbatch: line %d: %v", e.Line, e.Err) }
+// Unwrap returns the underlying error.
 func (e *LineError) Unwrap() error { return e.Err }
 
 // ErrMissingColumn is returned when the header lacks a required column.

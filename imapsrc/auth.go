@@ -36,7 +36,9 @@ type StepError struct {
 	Err  error
 }
 
+// Error implements error.
 func (e *StepError) Error() string { return e.Err.Error() }
+// Unwrap returns the underlying error.
 func (e *StepError) Unwrap() error { return e.Err }
 
 func stepErr(step Step, err error) error { return &StepError{Step: step, Err: err} }

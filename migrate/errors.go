@@ -36,6 +36,7 @@ type kindError struct {
 	err  error
 }
 
+// Error implements error.
 func (e *kindError) Error() string   { return e.err.Error() }
 func (e *kindError) Unwrap() []error { return []error{e.kind, e.err} }
 func mark(kind, err error) error {
@@ -62,8 +63,10 @@ type MessageError struct {
 	Err     error
 }
 
+// Error implements error.
 func (e *MessageError) Error() string {
 	return fmt.Sprintf("migrate: mailbox %s, folder %q, UID %d: %v", e.Mailbox, e.Folder, e.UID, e.Err)
 }
 
+// Unwrap returns the underlying error.
 func (e *MessageError) Unwrap() error { return e.Err }
