@@ -54,6 +54,7 @@ type LineError struct {
 
 // Error implements error.
 func (e *LineError) Error() string { return fmt.Sprintf("csvbatch: line %d: %v", e.Line, e.Err) }
+
 // Unwrap returns the underlying error.
 func (e *LineError) Unwrap() error { return e.Err }
 

@@ -38,6 +38,7 @@ type StepError struct {
 
 // Error implements error.
 func (e *StepError) Error() string { return e.Err.Error() }
+
 // Unwrap returns the underlying error.
 func (e *StepError) Unwrap() error { return e.Err }
 
