@@ -284,8 +284,10 @@ func NewClient(opts *Options) (*Client, error) {
 // pipeline returns msgraph-sdk-go's default middleware (Graph telemetry,
 // the /me URL replacement, and kiota's defaults) minus kiota's
 // RetryHandler, in a fixed order: retries belong to retryTransport alone.
-// Compression stays: request bodies are gzipped (Graph accepts
-// Content-Encoding: gzip) and retryTransport replays the compressed bytes.
+// Compression stays, with kiota's CompressionHandler replaced by
+// compressionHandler, which reuses its gzip writers: request bodies are
+// gzipped (Graph accepts Content-Encoding: gzip) and retryTransport
+// replays the compressed bytes.
 func pipeline() []khttp.Middleware {
 	opts := msgraphsdk.GetDefaultClientOptions()
 	return []khttp.Middleware{
@@ -295,7 +297,7 @@ func pipeline() []khttp.Middleware {
 		khttp.NewUserAgentHandler(),
 		khttp.NewHeadersInspectionHandler(),
 		khttp.NewRedirectHandler(),
-		khttp.NewCompressionHandler(),
+		compressionHandler{},
 	}
 }
 
