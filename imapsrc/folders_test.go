@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mailferry/mailferry/imapsrc"
+	"github.com/mailferry/mailferry/imapsrc/imapsrctest"
 	"github.com/mailferry/mailferry/migrate"
 	"github.com/mailferry/mailferry/migrate/migratetest"
 )
@@ -39,7 +40,7 @@ func TestUserRoot(t *testing.T) {
 func TestSubscribedOnly(t *testing.T) {
 	fx := migratetest.Sample()
 	srv := startDovecot(t, "", fx)
-	c := client(t, srv.Addr(), "alice", "secret")
+	c := imapsrctest.Client(t, srv.Addr(), "alice", "secret")
 	if err := c.Create("Gone", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +71,7 @@ func TestFolderDeletedMidRun(t *testing.T) {
 	src := plain(srv.Addr(), "alice", "secret")
 	closeSrc(t, src)
 	doomed := folderNamed(t, src, "Projects/2024")
-	if err := client(t, srv.Addr(), "alice", "secret").Delete(doomed.Name).Wait(); err != nil {
+	if err := imapsrctest.Client(t, srv.Addr(), "alice", "secret").Delete(doomed.Name).Wait(); err != nil {
 		t.Fatal(err)
 	}
 	for name, op := range map[string]func() error{

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/imapsrc"
 	"github.com/mailferry/mailferry/imapsrc/imapsrctest"
@@ -99,19 +98,4 @@ func folderNamed(t testing.TB, src *imapsrc.Source, name string) migrate.Folder 
 	}
 	t.Fatalf("no folder %q", name)
 	return migrate.Folder{}
-}
-
-// client returns a go-imap client logged in to the plaintext server at
-// addr, closed when the test ends.
-func client(t testing.TB, addr, user, pass string) *imapclient.Client {
-	t.Helper()
-	c, err := imapclient.DialInsecure(addr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := c.Login(user, pass).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	return c
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/mailferry/mailferry/imapsrc"
+	"github.com/mailferry/mailferry/imapsrc/imapsrctest"
 	"github.com/mailferry/mailferry/internal/dovecottest"
 	"github.com/mailferry/mailferry/migrate"
 	"github.com/mailferry/mailferry/migrate/migratetest"
@@ -236,7 +237,7 @@ func TestListChanges(t *testing.T) {
 	}
 
 	// Another client sets a keyword on every even message and adds one.
-	c := client(t, srv.Addr(), "alice", "secret")
+	c := imapsrctest.Client(t, srv.Addr(), "alice", "secret")
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}

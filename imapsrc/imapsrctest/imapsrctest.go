@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"testing"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -229,15 +230,38 @@ func (x *xoauth2Server) Next(resp []byte) ([]byte, bool, error) {
 // the server's delimiter) and appends its messages with their flags and
 // internal dates. Folders that exist are reused.
 func Seed(addr, user, password string, fx *migratetest.Fixture) error {
-	c, err := imapclient.DialInsecure(addr, nil)
+	c, err := Login(addr, user, password)
 	if err != nil {
-		return fmt.Errorf("imapsrctest: dial: %w", err)
+		return err
 	}
 	defer c.Close()
-	if err := c.Login(user, password).Wait(); err != nil {
-		return fmt.Errorf("imapsrctest: login as %s: %w", user, err)
-	}
 	return SeedClient(c, fx)
+}
+
+// Login dials the plaintext IMAP server at addr and logs in as user. The
+// caller closes the client.
+func Login(addr, user, password string) (*imapclient.Client, error) {
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		return nil, fmt.Errorf("imapsrctest: dial: %w", err)
+	}
+	if err := c.Login(user, password).Wait(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("imapsrctest: login as %s: %w", user, err)
+	}
+	return c, nil
+}
+
+// Client is Login for tests: it fails tb on an error and closes the
+// client when the test ends.
+func Client(tb testing.TB, addr, user, password string) *imapclient.Client {
+	tb.Helper()
+	c, err := Login(addr, user, password)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
 }
 
 // SeedClient seeds through a client that is already logged in. Folders

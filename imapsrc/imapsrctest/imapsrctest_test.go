@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/imapsrc/imapsrctest"
 	"github.com/mailferry/mailferry/migrate/migratetest"
@@ -20,14 +19,7 @@ func TestSeedMemServer(t *testing.T) {
 	if err := imapsrctest.Seed(srv.Addr(), "alice", "pw", fx); err != nil {
 		t.Fatal(err)
 	}
-	c, err := imapclient.DialInsecure(srv.Addr(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Login("alice", "pw").Wait(); err != nil {
-		t.Fatal(err)
-	}
+	c := imapsrctest.Client(t, srv.Addr(), "alice", "pw")
 	for _, f := range fx.Folders {
 		name := f.Path[0]
 		for _, p := range f.Path[1:] {

@@ -10,21 +10,9 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mailferry/mailferry/imapsrc/imapsrctest"
 	"github.com/mailferry/mailferry/internal/dovecottest"
 )
-
-func login(t *testing.T, addr, user, pass string) *imapclient.Client {
-	t.Helper()
-	c, err := imapclient.DialInsecure(addr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := c.Login(user, pass).Wait(); err != nil {
-		t.Fatalf("login %s: %v", user, err)
-	}
-	return c
-}
 
 func listNames(t *testing.T, c *imapclient.Client) map[string][]imap.MailboxAttr {
 	t.Helper()
@@ -52,7 +40,7 @@ func TestLayouts(t *testing.T) {
 			start := time.Now()
 			s := dovecottest.Start(t, &dovecottest.Options{Layout: tc.layout})
 			t.Logf("started in %v at %s", time.Since(start), s.Addr())
-			c := login(t, s.Addr(), "alice", "secret")
+			c := imapsrctest.Client(t, s.Addr(), "alice", "secret")
 			names := listNames(t, c)
 			if _, ok := names["INBOX"]; !ok {
 				t.Errorf("no INBOX in %v", names)
@@ -82,15 +70,15 @@ func TestMasterUserAndBadPassword(t *testing.T) {
 		Users:      map[string]string{"alice": "pw1", "bob": "pw2"},
 		MasterUser: "admin", MasterPassword: "adminpw",
 	})
-	c := login(t, s.Addr(), "alice*admin", "adminpw")
+	c := imapsrctest.Client(t, s.Addr(), "alice*admin", "adminpw")
 	if err := c.Create("FromAdmin", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
-	a := login(t, s.Addr(), "alice", "pw1")
+	a := imapsrctest.Client(t, s.Addr(), "alice", "pw1")
 	if _, ok := listNames(t, a)["FromAdmin"]; !ok {
 		t.Error("folder created by the master user is not alice's")
 	}
-	login(t, s.Addr(), "bob", "pw2")
+	imapsrctest.Client(t, s.Addr(), "bob", "pw2")
 
 	bad, err := imapclient.DialInsecure(s.Addr(), nil)
 	if err != nil {
@@ -104,7 +92,7 @@ func TestMasterUserAndBadPassword(t *testing.T) {
 
 func TestDropConnections(t *testing.T) {
 	s := dovecottest.Start(t, nil)
-	c := login(t, s.Addr(), "alice", "secret")
+	c := imapsrctest.Client(t, s.Addr(), "alice", "secret")
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +105,7 @@ func TestDropConnections(t *testing.T) {
 		t.Fatal("connection still open after DropConnections")
 	}
 	// The server still accepts new sessions.
-	login(t, s.Addr(), "alice", "secret")
+	imapsrctest.Client(t, s.Addr(), "alice", "secret")
 }
 
 func TestStop(t *testing.T) {
@@ -158,7 +146,7 @@ func TestTLS(t *testing.T) {
 		t.Error("TLS with system roots accepted the test certificate")
 	}
 	// Plaintext stays available on Addr.
-	login(t, s.Addr(), "alice", "secret")
+	imapsrctest.Client(t, s.Addr(), "alice", "secret")
 }
 
 func TestWriteMaildir(t *testing.T) {
@@ -175,7 +163,7 @@ func TestWriteMaildir(t *testing.T) {
 			if err := s.WriteMaildir("alice", folder, msgs); err != nil {
 				t.Fatal(err)
 			}
-			c := login(t, s.Addr(), "alice", "secret")
+			c := imapsrctest.Client(t, s.Addr(), "alice", "secret")
 			if _, err := c.Select(folder, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
 				t.Fatal(err)
 			}
