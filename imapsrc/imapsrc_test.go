@@ -345,18 +345,15 @@ func fetchThroughDrops(t *testing.T, n int, opts *imapsrc.Options, dropAt ...uin
 	}
 }
 
-func TestDropDuringList(t *testing.T) {
-	const n = 40
-	fx := bigFixture(n)
-	srv := startDovecot(t, dovecottest.LayoutCourier, fx)
-	src := plain(srv.Addr(), "alice", "secret")
-	closeSrc(t, src)
-	f := inbox(t, src)
+// listDroppingAt runs list, killing the Dovecot session once when UID
+// uid is listed, and returns the UIDs in the order they came.
+func listDroppingAt(t *testing.T, srv *dovecottest.Server, uid uint32, list func(fn func(migrate.MessageInfo) error) error) []uint32 {
+	t.Helper()
 	var got []uint32
 	dropped := false
-	err := src.List(context.Background(), f, func(m migrate.MessageInfo) error {
+	err := list(func(m migrate.MessageInfo) error {
 		got = append(got, m.UID)
-		if m.UID == 10 && !dropped {
+		if m.UID == uid && !dropped {
 			dropped = true
 			srv.DropConnections()
 		}
@@ -365,6 +362,19 @@ func TestDropDuringList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return got
+}
+
+func TestDropDuringList(t *testing.T) {
+	const n = 40
+	fx := bigFixture(n)
+	srv := startDovecot(t, dovecottest.LayoutCourier, fx)
+	src := plain(srv.Addr(), "alice", "secret")
+	closeSrc(t, src)
+	f := inbox(t, src)
+	got := listDroppingAt(t, srv, 10, func(fn func(migrate.MessageInfo) error) error {
+		return src.List(context.Background(), f, fn)
+	})
 	var want []uint32
 	for i := 1; i <= n; i++ {
 		want = append(want, uint32(i))

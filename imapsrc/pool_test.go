@@ -252,25 +252,17 @@ func TestListChanges(t *testing.T) {
 	seed(t, srv.Addr(), "alice", "secret", &late)
 
 	// Listed exactly once each, though the session dies half-way.
-	var got []uint32
-	dropped := false
-	err := src.ListChanges(ctx, f, f.ModSeq, func(m migrate.MessageInfo) error {
-		got = append(got, m.UID)
-		if m.UID <= n && !m.HasFlag("Changed") {
-			t.Errorf("UID %d listed as changed without the keyword: %v", m.UID, m.Flags)
-		}
-		if m.MessageID == "" || m.Size == 0 {
-			t.Errorf("UID %d: %+v", m.UID, m)
-		}
-		if m.UID == 10 && !dropped {
-			dropped = true
-			srv.DropConnections()
-		}
-		return nil
+	got := listDroppingAt(t, srv, 10, func(fn func(migrate.MessageInfo) error) error {
+		return src.ListChanges(ctx, f, f.ModSeq, func(m migrate.MessageInfo) error {
+			if m.UID <= n && !m.HasFlag("Changed") {
+				t.Errorf("UID %d listed as changed without the keyword: %v", m.UID, m.Flags)
+			}
+			if m.MessageID == "" || m.Size == 0 {
+				t.Errorf("UID %d: %+v", m.UID, m)
+			}
+			return fn(m)
+		})
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var want []uint32
 	for u := 2; u <= n; u += 2 {
 		want = append(want, uint32(u))
