@@ -67,7 +67,7 @@ func TestEndToEnd(t *testing.T) {
 
 	rep := eng.Run(ctx, w.job)
 	if rep.Lost() {
-		t.Fatalf("first run: %s %s %+v", rep.Mailboxes[0].Status, rep.Mailboxes[0].Err, rep.Mailboxes[0].Problems)
+		t.Fatalf("first run: %s %s %+v", rep.Mailboxes[0].Status, rep.Mailboxes[0].Error, rep.Mailboxes[0].Problems)
 	}
 	if got := rep.Totals().Copied; got != w.fx.Count() {
 		t.Errorf("first run copied %d, want %d", got, w.fx.Count())
@@ -97,7 +97,7 @@ func TestEndToEndCrashBetweenPutAndCommit(t *testing.T) {
 	w := newWorld(t)
 	rep := migratetest.CrashAndResume(t, w.job, func(id migrate.SourceID) bool { return id.Folder == "INBOX" && id.UID == 3 }, nil)
 	if rep.Lost() {
-		t.Fatalf("rerun: %s %s %+v", rep.Mailboxes[0].Status, rep.Mailboxes[0].Err, rep.Mailboxes[0].Problems)
+		t.Fatalf("rerun: %s %s %+v", rep.Mailboxes[0].Status, rep.Mailboxes[0].Error, rep.Mailboxes[0].Problems)
 	}
 	// UID 3 at least; Puts that were in flight beside it when the run
 	// stopped may have reached Exchange uncommitted too.

@@ -57,15 +57,15 @@ func benchFixture(n, size int) *migratetest.Fixture {
 	return fx
 }
 
-// scaledBudget is the client's Budget for the emulator's budgets divided
-// by scale.
-func scaledBudget(b *exchangetest.Budgets, scale float64) *exchange.Budget {
+// scaledBudget is the client's Budget for the emulator's budget with its
+// windows divided by scale.
+func scaledBudget(b *exchangetest.Budget, scale float64) *exchange.Budget {
 	return &exchange.Budget{
-		Concurrent:    b.Concurrent,
-		Requests:      b.RequestsPer10Min,
-		RequestWindow: time.Duration(float64(10*time.Minute) / scale),
-		UploadBytes:   b.UploadBytesPer5Min,
-		UploadWindow:  time.Duration(float64(5*time.Minute) / scale),
+		MaxConcurrentRequests:   b.MaxConcurrentRequests,
+		MaxRequestsPerWindow:    b.MaxRequestsPerWindow,
+		RequestWindow:           time.Duration(float64(exchangetest.RequestWindow) / scale),
+		MaxUploadBytesPerWindow: b.MaxUploadBytesPerWindow,
+		UploadWindow:            time.Duration(float64(exchangetest.UploadWindow) / scale),
 	}
 }
 
@@ -76,23 +76,23 @@ type benchRun struct {
 }
 
 // migrateOnce migrates fx into a fresh emulator and mailbox.
-func migrateOnce(b *testing.B, fx *migratetest.Fixture, budgets *exchangetest.Budgets, scale float64) benchRun {
+func migrateOnce(b *testing.B, fx *migratetest.Fixture, emulated *exchangetest.Budget, scale float64) benchRun {
 	b.Helper()
 	const user = "bench@contoso.com"
-	srv := exchangetest.NewServer(&exchangetest.Options{Budgets: budgets, TimeScale: scale})
+	srv := exchangetest.NewServer(&exchangetest.Options{Budget: emulated, TimeScale: scale})
 	defer srv.Close()
 	srv.AddMailbox(user)
 	budget := &exchange.Budget{} // no pacing
-	if budgets != nil {
-		budget = scaledBudget(budgets, scale)
+	if emulated != nil {
+		budget = scaledBudget(emulated, scale)
 	}
 	c, err := exchange.NewClient(&exchange.Options{
-		Credential: exchange.StaticToken("bench"), BaseURL: srv.URL(), HTTPClient: srv.Client(), Budget: budget,
+		Credential: exchange.StaticToken("bench"), BaseURL: srv.URL(), Transport: srv.Client().Transport, Budget: budget,
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
-	eng := migrate.NewEngine(&migrate.Options{PutsPerMailbox: 4})
+	eng := migrate.NewEngine(&migrate.Options{MaxPutsPerMailbox: 4})
 	src := migratetest.NewSource(fx)
 	start := time.Now()
 	rep := eng.Run(context.Background(), migrate.Job{Mailbox: user, Source: src, Sink: c.Mailbox(user)})
@@ -105,20 +105,20 @@ func migrateOnce(b *testing.B, fx *migratetest.Fixture, budgets *exchangetest.Bu
 
 func benchBudget(b *testing.B, size, count int, scale float64, uploadBound bool) {
 	fx := benchFixture(count, size)
-	budgets := exchangetest.DefaultBudgets()
+	emulated := exchangetest.DefaultBudget()
 	var run benchRun
 	b.ResetTimer()
 	for range b.N {
-		run = migrateOnce(b, fx, budgets, scale)
+		run = migrateOnce(b, fx, emulated, scale)
 	}
 	b.StopTimer()
 	var share float64
 	if uploadBound {
-		window := 5 * time.Minute.Seconds() / scale
-		share = float64(run.stats.UploadBytes) / run.elapsed.Seconds() * window / float64(budgets.UploadBytesPer5Min)
+		window := exchangetest.UploadWindow.Seconds() / scale
+		share = float64(run.stats.UploadBytes) / run.elapsed.Seconds() * window / float64(emulated.MaxUploadBytesPerWindow)
 	} else {
-		window := 10 * time.Minute.Seconds() / scale
-		share = float64(run.stats.Requests) / run.elapsed.Seconds() * window / float64(budgets.RequestsPer10Min)
+		window := exchangetest.RequestWindow.Seconds() / scale
+		share = float64(run.stats.Requests) / run.elapsed.Seconds() * window / float64(emulated.MaxRequestsPerWindow)
 	}
 	b.ReportMetric(100*share, "budget%")
 	b.ReportMetric(100*float64(run.stats.Throttled)/float64(run.stats.Requests), "throttled%")

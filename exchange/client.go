@@ -1,69 +1,3 @@
-// Package exchange is a migrate.Sink that writes Exchange Online mailboxes
-// through Microsoft Graph, with github.com/microsoftgraph/msgraph-sdk-go.
-//
-// One Client serves one tenant: it holds one msgraph request adapter, one
-// token cache, one HTTP pipeline and one throttling budget per mailbox.
-// Client.Mailbox returns the Sink for one user of that tenant:
-//
-//	cred, _ := azidentity.NewClientSecretCredential(tenantID, clientID, secret, nil)
-//	c, _ := exchange.NewClient(&exchange.Options{Credential: cred})
-//	sink := c.Mailbox("alice@contoso.com")
-//
-// # Authentication
-//
-// Options.Credential is any azcore.TokenCredential. For an unattended
-// migration, use an app registration with application permissions and
-// either a client secret (azidentity.NewClientSecretCredential) or, better
-// for production, a certificate (azidentity.ParseCertificates and
-// azidentity.NewClientCertificateCredential); see the examples of
-// NewClient. The Client asks for "https://graph.microsoft.com/.default",
-// caches the token, renews it five minutes before it expires and once more
-// when Graph answers 401, and answers Continuous Access Evaluation claims
-// challenges. Tokens never appear in errors or logs.
-//
-// # Permissions
-//
-// The app registration needs these Microsoft Graph application
-// permissions, with admin consent (an application access policy can
-// restrict them to the migrated mailboxes):
-//
-//   - Mail-Advanced.ReadWrite.All: Put of messages up to MaxImportSize,
-//     which imports their MIME with POST .../mailFolders/{id}/importMime
-//     (beta, https://learn.microsoft.com/graph/api/mailfolder-importmime?view=graph-rest-beta).
-//     Not needed when Options.ReceivedDates is ReceivedDateFromSource and
-//     no source message is a draft.
-//   - Mail.ReadWrite: everything else: EnsureFolder, drafts, the JSON
-//     create of large messages with their attachments and upload sessions,
-//     the flag and watermark PATCH after an import, SetFlags,
-//     SetFlagsBatch ($batch), FindWatermark and FindMessageID.
-//
-// # Throttling and retries
-//
-// Exchange Online throttles per app per mailbox: 4 concurrent requests,
-// 10,000 requests per 10 minutes, 150 MB of upload per 5 minutes
-// (https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits).
-// The Client paces each mailbox to Options.Budget (DefaultBudget: those
-// limits) before Graph has to say no: a semaphore for concurrency and two
-// token buckets for requests and upload bytes; see Budget.
-//
-// What still comes back as 429, 503 or 504, and dropped connections, is
-// retried in one place, a RoundTripper at the bottom of the HTTP pipeline
-// (msgraph-sdk-go's own RetryHandler is left out, so that retries are never
-// multiplied), after Retry-After or an exponential backoff, Options.MaxRetries
-// times. A Retry-After pauses every request of that mailbox, not only the
-// refused one, and each such answer is reported to the Mailbox's observer
-// (migrate.Observable) as a migrate.EventThrottled. $batch sub-responses,
-// which no middleware sees, are retried by SetFlagsBatch the same way. A
-// creating POST whose answer was lost (connection dropped, 504) is not
-// sent again before Put has looked for the item it may have created.
-//
-// # Dates
-//
-// Graph cannot give an item both its exact MIME and the source's received
-// date; Options.ReceivedDates chooses, see ReceivedDates. The default
-// keeps the MIME byte for byte for every message up to MaxImportSize (3 MB),
-// received at import time; larger messages always keep their received
-// date and lose their exact MIME (see Put).
 package exchange
 
 import (
@@ -83,6 +17,7 @@ import (
 	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
 	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
 
+	"github.com/mailferry/mailferry/internal/backoff"
 	"github.com/mailferry/mailferry/migrate"
 )
 
@@ -104,12 +39,12 @@ type Options struct {
 	// token is never sent in clear over a network.
 	BaseURL string
 
-	// HTTPClient provides the base transport (its Transport; nil means
-	// http.DefaultTransport). Its other fields are not used: the Client
-	// builds its own http.Client around that transport, with no overall
-	// timeout, since every call is bounded by its context instead.
-	// Default: http.DefaultClient's transport.
-	HTTPClient *http.Client
+	// Transport is the RoundTripper under the pacer and retries, the one
+	// that reaches the network; nil means a clone of
+	// http.DefaultTransport. The Client builds its own http.Client around
+	// it, with no overall timeout, since every call is bounded by its
+	// context instead.
+	Transport http.RoundTripper
 
 	// Logger receives retries and other notable events. Tokens never
 	// appear in it. Default: no logging.
@@ -147,8 +82,8 @@ type Options struct {
 //   - A JSON create (https://learn.microsoft.com/graph/api/user-post-messages)
 //     can set PidTagMessageDeliveryTime at creation, so the received date is
 //     the source's INTERNALDATE, but Exchange then builds the MIME from the
-//     item's fields: the stored MIME is not the source's (see Put for what
-//     it keeps).
+//     item's fields: the stored MIME is not the source's (the package
+//     documentation's Fidelity section says what it keeps).
 //
 // Either way the sent date is the message's Date header.
 type ReceivedDates int
@@ -233,12 +168,9 @@ func NewClient(opts *Options) (*Client, error) {
 	case maxRetries < 0:
 		maxRetries = 0
 	}
-	var baseTransport http.RoundTripper
-	if o.HTTPClient != nil {
-		baseTransport = o.HTTPClient.Transport
-	}
+	baseTransport := o.Transport
 	if baseTransport == nil {
-		baseTransport = http.DefaultTransport
+		baseTransport = http.DefaultTransport.(*http.Transport).Clone()
 	}
 
 	tokens := newTokenSource(o.Credential, u.Scheme+"://"+u.Host+"/.default")
@@ -247,8 +179,7 @@ func NewClient(opts *Options) (*Client, error) {
 		tokens:     tokens,
 		maxRetries: maxRetries,
 		logger:     logger,
-		minBackoff: 500 * time.Millisecond,
-		maxBackoff: 30 * time.Second,
+		backoff:    backoff.Policy{Min: 500 * time.Millisecond, Max: 30 * time.Second},
 	}
 	httpClient := &http.Client{
 		Transport: khttp.NewCustomTransportWithParentTransport(rt, pipeline()...),
@@ -319,12 +250,13 @@ func (c *Client) Mailbox(user string) *Mailbox {
 
 // Mailbox is one user's Exchange Online mailbox as a migrate.Sink. It also
 // implements migrate.FlagSetter, migrate.BatchFlagSetter,
-// migrate.WatermarkFinder, migrate.MessageIDFinder and migrate.Observable.
+// migrate.WatermarkFinder and migrate.MessageIDFinder, and reports
+// throttling through the context of each call (migrate.Notify).
 // It is safe for concurrent use, including concurrent Puts: whatever the
 // number of callers, its requests are paced to the Client's Budget (4 in
-// flight by default), so 4 Puts at a time (migrate.Options.PutsPerMailbox)
-// keep it busy and more only wait. Every Mailbox of one Client for the
-// same user shares that budget.
+// flight by default), so 4 Puts at a time
+// (migrate.Options.MaxPutsPerMailbox) keep it busy and more only wait.
+// Every Mailbox of one Client for the same user shares that budget.
 type Mailbox struct {
 	c    *Client
 	user string
@@ -333,9 +265,6 @@ type Mailbox struct {
 
 	mu      sync.Mutex
 	folders map[folderKey]string // EnsureFolder's cache
-
-	obsMu    sync.Mutex
-	observer func(migrate.Event)
 }
 
 var (
@@ -344,7 +273,6 @@ var (
 	_ migrate.BatchFlagSetter = (*Mailbox)(nil)
 	_ migrate.WatermarkFinder = (*Mailbox)(nil)
 	_ migrate.MessageIDFinder = (*Mailbox)(nil)
-	_ migrate.Observable      = (*Mailbox)(nil)
 )
 
 // User returns the user id or principal name the Mailbox was made for.

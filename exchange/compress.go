@@ -3,6 +3,7 @@ package exchange
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"io"
 	"net/http"
 	"sync"
@@ -20,7 +21,9 @@ var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
 // Graph accepts) as kiota's CompressionHandler does, with pooled writers.
 // Like kiota's, it leaves alone bodies that carry a Content-Range (upload
 // session chunks) or are already encoded, and resends a request
-// uncompressed if the service answers 415 Unsupported Media Type.
+// uncompressed if the service answers 415 Unsupported Media Type. It
+// passes the uncompressed length on in the request's context (plainSize),
+// for the pacer, which counts upload before compression.
 type compressionHandler struct{}
 
 var _ khttp.Middleware = compressionHandler{}
@@ -40,6 +43,7 @@ func (compressionHandler) Intercept(pipeline khttp.Pipeline, middlewareIndex int
 		return nil, err
 	}
 	plainLength := req.ContentLength
+	req = req.WithContext(context.WithValue(req.Context(), plainSizeKey{}, int64(len(raw))))
 	setBody(req, zipped)
 	req.Header.Set("Content-Encoding", "gzip")
 	resp, err := pipeline.Next(req, middlewareIndex)
@@ -52,6 +56,15 @@ func (compressionHandler) Intercept(pipeline khttp.Pipeline, middlewareIndex int
 	setBody(req, raw)
 	req.ContentLength = plainLength
 	return pipeline.Next(req, middlewareIndex)
+}
+
+type plainSizeKey struct{}
+
+// plainSize returns the length of a request body before compressionHandler
+// gzipped it, if it did.
+func plainSize(ctx context.Context) (int64, bool) {
+	n, ok := ctx.Value(plainSizeKey{}).(int64)
+	return n, ok
 }
 
 func gzipBytes(raw []byte) ([]byte, error) {

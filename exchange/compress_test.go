@@ -19,6 +19,7 @@ type recordingPipeline struct {
 type sentRequest struct {
 	encoding string
 	body     []byte
+	upload   int64 // what the pacer counts as upload (uploadSize)
 }
 
 func (p *recordingPipeline) Next(req *http.Request, _ int) (*http.Response, error) {
@@ -26,7 +27,7 @@ func (p *recordingPipeline) Next(req *http.Request, _ int) (*http.Response, erro
 	if req.Body != nil {
 		body, _ = io.ReadAll(req.Body)
 	}
-	p.sent = append(p.sent, sentRequest{encoding: req.Header.Get("Content-Encoding"), body: body})
+	p.sent = append(p.sent, sentRequest{encoding: req.Header.Get("Content-Encoding"), body: body, upload: uploadSize(req, len(body))})
 	status := p.statuses[0]
 	p.statuses = p.statuses[1:]
 	return &http.Response{StatusCode: status, Body: io.NopCloser(strings.NewReader(""))}, nil
@@ -76,5 +77,29 @@ func TestCompressionHandler(t *testing.T) {
 		if !bytes.Equal(p.sent[0].body, payload) || p.sent[0].encoding == "gzip" {
 			t.Errorf("with %s: body changed", h[0])
 		}
+	}
+}
+
+// TestUploadSizeBeforeCompression checks that the pacer counts a request
+// body's bytes before compression, as Exchange Online does, from the
+// length compressionHandler passes on.
+func TestUploadSizeBeforeCompression(t *testing.T) {
+	payload := bytes.Repeat([]byte("base64 of a MIME message "), 1000)
+	p := &recordingPipeline{statuses: []int{415, 201}}
+	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1/x", bytes.NewReader(payload))
+	if _, err := (compressionHandler{}).Intercept(p, 0, req); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.sent) != 2 || p.sent[0].encoding != "gzip" || len(p.sent[0].body) >= len(payload) {
+		t.Fatalf("sent %+v, want a gzipped body then, after the 415, a plain one", p.sent)
+	}
+	for i, s := range p.sent {
+		if s.upload != int64(len(payload)) {
+			t.Errorf("request %d (%q): upload %d, want the uncompressed %d", i, s.encoding, s.upload, len(payload))
+		}
+	}
+	get, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1/x", nil)
+	if n := uploadSize(get, 0); n != 0 {
+		t.Errorf("a GET counts %d bytes of upload", n)
 	}
 }

@@ -44,7 +44,7 @@ func (i inspector) Item(_ context.Context, itemID string) (migratetest.StoredIte
 	}, nil
 }
 
-func newEmulatorSink(t *testing.T) (migrate.Sink, migratetest.Inspector) {
+func newEmulatorSink(t testing.TB) (migrate.Sink, migratetest.Inspector) {
 	const user = "conformance@contoso.com"
 	srv := exchangetest.NewServer(&exchangetest.Options{Token: "conformance-token"})
 	t.Cleanup(srv.Close)
@@ -52,7 +52,7 @@ func newEmulatorSink(t *testing.T) (migrate.Sink, migratetest.Inspector) {
 	c, err := exchange.NewClient(&exchange.Options{
 		Credential: staticCredential{"conformance-token"},
 		BaseURL:    srv.URL(),
-		HTTPClient: srv.Client(),
+		Transport:  srv.Client().Transport,
 		Budget:     &exchange.Budget{}, // the emulator has no budgets here
 	})
 	if err != nil {

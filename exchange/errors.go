@@ -2,10 +2,12 @@ package exchange
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	abstractions "github.com/microsoft/kiota-abstractions-go"
@@ -57,6 +59,35 @@ func (e *GraphError) Error() string {
 
 // Unwrap returns the SDK's own error value.
 func (e *GraphError) Unwrap() error { return e.err }
+
+// graphError returns the GraphError of an answer that the request adapter
+// did not parse (a $batch sub-response, an upload session's answer, a
+// throttling answer seen by retryTransport): its status and its body,
+// Graph's error JSON, {"error":{"code":"...","message":"..."}}
+// (https://learn.microsoft.com/graph/errors). This is the one place where
+// this package reads that JSON itself; a body that is not such JSON (or a
+// truncated one) leaves Code and Message empty.
+func graphError(op string, status int, body []byte) *GraphError {
+	var ge struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	_ = json.Unmarshal(body, &ge)
+	return &GraphError{Op: op, StatusCode: status, Code: ge.Error.Code, Message: ge.Error.Message,
+		err: errors.New(http.StatusText(status))}
+}
+
+// reason is the Reason of an EventThrottled for e: "<status> <code>" or,
+// without a code, "<status> <status text>", then ": <message>" if any.
+func (e *GraphError) reason() string {
+	s := strconv.Itoa(e.StatusCode) + " " + e.Code
+	if e.Code == "" {
+		s = strconv.Itoa(e.StatusCode) + " " + http.StatusText(e.StatusCode)
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
+}
 
 // Codes that mean the whole mailbox cannot go on. Sources: Graph's error
 // reference (https://learn.microsoft.com/graph/errors) and reports from

@@ -36,7 +36,7 @@ func Example() {
 	c, err := exchange.NewClient(&exchange.Options{
 		Credential: staticCredential{"emulator-token"},
 		BaseURL:    srv.URL(),
-		HTTPClient: srv.Client(),
+		Transport:  srv.Client().Transport,
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
 
 	"github.com/mailferry/mailferry/migrate"
@@ -26,16 +27,28 @@ const findPageSize = 100
 // Needs the Mail.ReadWrite permission (Mail.Read suffices).
 func (mb *Mailbox) FindWatermark(ctx context.Context, folderID string, id migrate.SourceID) (string, error) {
 	ctx = mb.scoped(ctx)
-	filter := fmt.Sprintf("singleValueExtendedProperties/Any(ep: ep/id eq %s and ep/value eq %s)",
-		quote(WatermarkProperty), quote(id.String()))
-	ids, err := mb.findMessages(ctx, folderID, filter, 1, 1)
+	found, err := mb.findStamped(ctx, folderID, WatermarkProperty, id)
 	if err != nil {
 		return "", classify(fmt.Sprintf("find watermark %s in folder %s", id, folderID), err)
 	}
-	if len(ids) == 0 {
-		return "", nil
+	return found, nil
+}
+
+// findStamped returns the id of a message of folderID whose extended
+// property prop (WatermarkProperty or PendingProperty) is id, or "". The
+// error is the SDK's, unclassified.
+func (mb *Mailbox) findStamped(ctx context.Context, folderID, prop string, id migrate.SourceID) (string, error) {
+	ids, err := mb.findMessages(ctx, folderID, stampFilter(prop, id), 1, 1)
+	if err != nil || len(ids) == 0 {
+		return "", err
 	}
 	return ids[0], nil
+}
+
+// stampFilter is the $filter of the messages whose extended property prop
+// is id.
+func stampFilter(prop string, id migrate.SourceID) string {
+	return fmt.Sprintf("singleValueExtendedProperties/Any(ep: ep/id eq %s and ep/value eq %s)", quote(prop), quote(id.String()))
 }
 
 // FindMessageID implements migrate.MessageIDFinder: it returns the ids of
@@ -89,4 +102,31 @@ func (mb *Mailbox) findMessages(ctx context.Context, folderID, filter string, to
 		}
 		resp, err = msgs.WithUrl(*next).Get(ctx, nil)
 	}
+}
+
+// listStamped returns the first page (findPageSize) of the messages of
+// folderID that match filter, with their id, createdDateTime and
+// WatermarkProperty (expanded: present only on stamped items). The error
+// is the SDK's, unclassified.
+func (mb *Mailbox) listStamped(ctx context.Context, folderID, filter string) ([]models.Messageable, error) {
+	top := int32(findPageSize)
+	resp, err := mb.c.graph.Users().ByUserId(mb.user).MailFolders().ByMailFolderId(folderID).Messages().Get(ctx,
+		&users.ItemMailFoldersItemMessagesRequestBuilderGetRequestConfiguration{
+			QueryParameters: &users.ItemMailFoldersItemMessagesRequestBuilderGetQueryParameters{
+				Filter: &filter,
+				Select: []string{"id", "createdDateTime"},
+				Expand: []string{"singleValueExtendedProperties($filter=id eq " + quote(WatermarkProperty) + ")"},
+				Top:    &top,
+			},
+		})
+	if err != nil || resp == nil {
+		return nil, err
+	}
+	var out []models.Messageable
+	for _, m := range resp.GetValue() {
+		if m != nil {
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }

@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
-
-	abstractions "github.com/microsoft/kiota-abstractions-go"
-	"github.com/microsoftgraph/msgraph-sdk-go/models"
 
 	"github.com/mailferry/mailferry/migrate"
 )
@@ -51,69 +49,66 @@ const maxBatch = 20
 // Needs the Mail.ReadWrite permission.
 func (mb *Mailbox) SetFlags(ctx context.Context, itemID string, flags []migrate.Flag) error {
 	ctx = mb.scoped(ctx)
-	patch := flagPatch(flags)
-	patch.SetSingleValueExtendedProperties([]models.SingleValueLegacyExtendedPropertyable{lastVerb(flags, true)})
-	if err := mb.patchMessage(ctx, itemID, patch); err != nil {
+	if err := mb.patchMessage(ctx, itemID, newItemFlags(flags).properties(true)); err != nil {
 		return classify(fmt.Sprintf("set flags of message %s", itemID), err)
 	}
 	return nil
 }
 
-// flagState is what IMAP flags become on an Exchange item.
-type flagState struct {
-	read       bool
-	flagStatus string // "flagged" or "notFlagged"
-	categories []string
-	answered   bool
+// itemFlags is what IMAP flags become on an Exchange item (see SetFlags).
+// It is the one encoding of flags: for the PATCH after an import, for
+// SetFlags and SetFlagsBatch, and for the JSON create.
+type itemFlags struct {
+	read       bool     // \Seen
+	flagged    bool     // \Flagged
+	answered   bool     // \Answered
+	categories []string // keywords, never nil
 }
 
-func flagsOf(flags []migrate.Flag) flagState {
-	st := flagState{
-		read:       hasFlag(flags, migrate.FlagSeen),
-		flagStatus: "notFlagged",
+func newItemFlags(flags []migrate.Flag) itemFlags {
+	return itemFlags{
+		read:       migrate.ContainsFlag(flags, migrate.FlagSeen),
+		flagged:    migrate.ContainsFlag(flags, migrate.FlagFlagged),
+		answered:   migrate.ContainsFlag(flags, migrate.FlagAnswered),
 		categories: categories(flags),
-		answered:   hasFlag(flags, migrate.FlagAnswered),
 	}
-	if hasFlag(flags, migrate.FlagFlagged) {
-		st.flagStatus = "flagged"
-	}
-	return st
 }
 
-// flagPatch returns a message update with isRead, flag and categories set
-// from flags (see SetFlags).
-func flagPatch(flags []migrate.Flag) *models.Message {
-	st := flagsOf(flags)
-	msg := models.NewMessage()
-	msg.SetIsRead(&st.read)
-	status := models.NOTFLAGGED_FOLLOWUPFLAGSTATUS
-	if st.flagStatus == "flagged" {
-		status = models.FLAGGED_FOLLOWUPFLAGSTATUS
-	}
-	flag := models.NewFollowupFlag()
-	flag.SetFlagStatus(&status)
-	msg.SetFlag(flag)
-	msg.SetCategories(st.categories)
-	return msg
+// extendedProperty is one of a message's singleValueExtendedProperties
+// (https://learn.microsoft.com/graph/api/resources/singlevaluelegacyextendedproperty).
+type extendedProperty struct {
+	ID    string `json:"id"`
+	Value string `json:"value"`
 }
 
-// lastVerb returns the PidTagLastVerbExecuted property for flags: 102
-// with \Answered; otherwise 0 when always is set, else nil.
-func lastVerb(flags []migrate.Flag, always bool) models.SingleValueLegacyExtendedPropertyable {
-	v := "0"
-	if hasFlag(flags, migrate.FlagAnswered) {
-		v = lastVerbReply
-	} else if !always {
-		return nil
+// properties renders f as the JSON properties of a message create or
+// update (https://learn.microsoft.com/graph/api/resources/message):
+// isRead, flag.flagStatus ("flagged" or "notFlagged"), categories, and as
+// singleValueExtendedProperties extra followed by PidTagLastVerbExecuted
+// (LastVerbProperty): lastVerbReply when answered; otherwise "0" when
+// replace is set (an update that replaces the item's flags), else left
+// out (a new item has no last verb).
+func (f itemFlags) properties(replace bool, extra ...extendedProperty) map[string]any {
+	status := "notFlagged"
+	if f.flagged {
+		status = "flagged"
 	}
-	return extProp(LastVerbProperty, v)
-}
-
-func extProp(id, value string) models.SingleValueLegacyExtendedPropertyable {
-	p := models.NewSingleValueLegacyExtendedProperty()
-	p.SetId(&id)
-	p.SetValue(&value)
-	return p
+	props := append([]extendedProperty(nil), extra...)
+	switch {
+	case f.answered:
+		props = append(props, extendedProperty{LastVerbProperty, lastVerbReply})
+	case replace:
+		props = append(props, extendedProperty{LastVerbProperty, "0"})
+	}
+	out := map[string]any{
+		"isRead":     f.read,
+		"flag":       map[string]string{"flagStatus": status},
+		"categories": f.categories,
+	}
+	if len(props) > 0 {
+		out["singleValueExtendedProperties"] = props
+	}
+	return out
 }
 
 // categories returns the keywords of flags that become categories: not
@@ -122,39 +117,13 @@ func extProp(id, value string) models.SingleValueLegacyExtendedPropertyable {
 func categories(flags []migrate.Flag) []string {
 	out := []string{}
 	for _, f := range flags {
-		if !f.IsKeyword() || strings.HasPrefix(string(f), "$") || hasCategory(out, string(f)) {
+		if !f.IsKeyword() || strings.HasPrefix(string(f), "$") ||
+			slices.ContainsFunc(out, func(c string) bool { return strings.EqualFold(c, string(f)) }) {
 			continue
 		}
 		out = append(out, string(f))
 	}
 	return out
-}
-
-func hasCategory(cats []string, c string) bool {
-	for _, x := range cats {
-		if strings.EqualFold(x, c) {
-			return true
-		}
-	}
-	return false
-}
-
-// hasFlag reports whether flags holds f, compared case-insensitively as
-// IMAP does.
-func hasFlag(flags []migrate.Flag, f migrate.Flag) bool {
-	for _, g := range flags {
-		if strings.EqualFold(string(g), string(f)) {
-			return true
-		}
-	}
-	return false
-}
-
-// patchMessage sends PATCH /users/{id}/messages/{id} with the set fields
-// of msg. The error is the SDK's, unclassified.
-func (mb *Mailbox) patchMessage(ctx context.Context, id string, msg models.Messageable) error {
-	_, err := mb.c.graph.Users().ByUserId(mb.user).Messages().ByMessageId(id).Patch(ctx, msg, nil)
-	return err
 }
 
 // SetFlagsBatch implements migrate.BatchFlagSetter: it applies each change
@@ -201,23 +170,6 @@ type batchAnswer struct {
 	Body    json.RawMessage   `json:"body"`
 }
 
-// flagBody is the JSON of a flag update, as flagPatch and lastVerb make it.
-func flagBody(flags []migrate.Flag) map[string]any {
-	st := flagsOf(flags)
-	verb := "0"
-	if st.answered {
-		verb = lastVerbReply
-	}
-	return map[string]any{
-		"isRead":     st.read,
-		"flag":       map[string]any{"flagStatus": st.flagStatus},
-		"categories": st.categories,
-		"singleValueExtendedProperties": []map[string]string{
-			{"id": LastVerbProperty, "value": verb},
-		},
-	}
-}
-
 func (mb *Mailbox) setFlagsBatch(ctx context.Context, changes []migrate.FlagChange, errs []error) {
 	pending := make([]int, len(changes)) // indexes still to send
 	for i := range pending {
@@ -242,16 +194,16 @@ func (mb *Mailbox) setFlagsBatch(ctx context.Context, changes []migrate.FlagChan
 			case a.Status < 300:
 				errs[i] = nil
 			default:
-				ge := batchError(op, a)
+				ge := graphError(op, a.Status, a.Body)
 				errs[i] = mark(ge)
 				if !isThrottle(a.Status) {
 					continue
 				}
 				w := retryAfter(a.Headers["Retry-After"])
 				if w <= 0 {
-					w = mb.c.retry.backoff(attempt)
+					w = mb.c.retry.backoff.Wait(attempt)
 				}
-				mb.emitThrottled(ctx, throttleText(ge), w)
+				mb.throttled(ctx, ge.reason(), w)
 				wait = max(wait, w)
 				again = append(again, i)
 			}
@@ -277,29 +229,20 @@ func (mb *Mailbox) sendBatch(ctx context.Context, changes []migrate.FlagChange, 
 			Method:  http.MethodPatch,
 			URL:     "/users/" + url.PathEscape(mb.user) + "/messages/" + url.PathEscape(changes[i].ItemID),
 			Headers: map[string]string{"Content-Type": "application/json"},
-			Body:    flagBody(changes[i].Flags),
+			Body:    newItemFlags(changes[i].Flags).properties(true),
 		})
 	}
-	payload, err := json.Marshal(map[string]any{"requests": parts})
-	if err != nil {
-		return nil, fmt.Errorf("exchange: $batch: %w", err)
-	}
-	ri := abstractions.NewRequestInformation()
-	ri.Method = abstractions.POST
-	ri.UrlTemplate = "{+graphroot}/v1.0/$batch"
-	ri.PathParameters["graphroot"] = mb.c.baseURL
-	ri.Headers.TryAdd("Accept", "application/json")
-	ri.SetStreamContentAndContentType(payload, "application/json")
-	res, err := mb.c.adapter.SendPrimitive(mb.withWeight(ctx, len(idx)), ri, "[]byte", errorMapping)
-	if err != nil {
-		return nil, classify("$batch of flag changes", err)
-	}
-	raw, _ := res.([]byte)
 	var env struct {
 		Responses []batchAnswer `json:"responses"`
 	}
-	if err := json.Unmarshal(raw, &env); err != nil {
-		return nil, migrate.TransientError(fmt.Errorf("exchange: $batch of flag changes: bad answer: %w", err))
+	err := mb.send(mb.withWeight(ctx, len(idx)), http.MethodPost, "{+graphroot}/v1.0/$batch", nil,
+		map[string]any{"requests": parts}, &env)
+	var bad *badAnswerError
+	switch {
+	case errors.As(err, &bad):
+		return nil, migrate.TransientError(fmt.Errorf("exchange: $batch of flag changes: %w", err))
+	case err != nil:
+		return nil, classify("$batch of flag changes", err)
 	}
 	out := make(map[string]batchAnswer, len(env.Responses))
 	for _, a := range env.Responses {
@@ -312,27 +255,4 @@ func (mb *Mailbox) sendBatch(ctx context.Context, changes []migrate.FlagChange, 
 		out[a.ID] = a
 	}
 	return out, nil
-}
-
-// batchError turns a failed sub-response into a GraphError.
-func batchError(op string, a batchAnswer) *GraphError {
-	var body struct {
-		Error struct{ Code, Message string } `json:"error"`
-	}
-	_ = json.Unmarshal(a.Body, &body)
-	ge := &GraphError{Op: op, StatusCode: a.Status, Code: body.Error.Code, Message: body.Error.Message}
-	ge.err = errors.New(http.StatusText(a.Status))
-	return ge
-}
-
-// throttleText is the Reason of an EventThrottled for ge.
-func throttleText(ge *GraphError) string {
-	s := fmt.Sprintf("%d %s", ge.StatusCode, ge.Code)
-	if ge.Code == "" {
-		s = fmt.Sprintf("%d %s", ge.StatusCode, http.StatusText(ge.StatusCode))
-	}
-	if ge.Message != "" {
-		s += ": " + ge.Message
-	}
-	return s
 }

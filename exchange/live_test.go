@@ -79,7 +79,7 @@ func TestLiveTenant(t *testing.T) {
 	t.Logf("live tenant: working in folder %q of %s", rootName, user)
 
 	var n atomic.Int32
-	newSink := func(t *testing.T) (migrate.Sink, migratetest.Inspector) {
+	newSink := func(t testing.TB) (migrate.Sink, migratetest.Inspector) {
 		mb := c.Mailbox(user)
 		sub, err := mb.EnsureFolder(ctx, root, fmt.Sprintf("run-%d", n.Add(1)), migrate.RoleNone)
 		if err != nil {

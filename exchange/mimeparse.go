@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	gomessage "github.com/emersion/go-message"
+	gomail "github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
 	"golang.org/x/text/encoding/htmlindex"
 )
@@ -155,8 +157,8 @@ func (p *parsedMessage) walk(h textproto.Header, r io.Reader, depth int, alterna
 	if cs := params["charset"]; cs != "" && strings.HasPrefix(mt, "text/") {
 		a.contentType = mt + "; charset=" + cs
 	}
-	if cid := strings.TrimSpace(h.Get("Content-Id")); cid != "" {
-		a.contentID = strings.Trim(cid, "<>")
+	if cid := msgID(h, "Content-Id"); cid != "" {
+		a.contentID = cid
 		if disp == "" {
 			a.inline = true
 		}
@@ -237,10 +239,10 @@ func attachmentName(filename, name, mt string, n int) string {
 
 // decodeTransfer undoes a part's Content-Transfer-Encoding.
 func decodeTransfer(h textproto.Header, r io.Reader) io.Reader {
-	switch strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))) {
-	case "base64":
+	switch cte := strings.TrimSpace(h.Get("Content-Transfer-Encoding")); {
+	case strings.EqualFold(cte, "base64"):
 		return base64.NewDecoder(base64.StdEncoding, &base64Cleaner{r: r})
-	case "quoted-printable":
+	case strings.EqualFold(cte, "quoted-printable"):
 		return quotedprintable.NewReader(r)
 	}
 	return r
@@ -281,8 +283,8 @@ func (c *base64Cleaner) Read(p []byte) (int, error) {
 
 // readText reads a text body, at most maxBodyText bytes, as UTF-8.
 func readText(r io.Reader, charset string) (string, error) {
-	if cs := strings.ToLower(strings.TrimSpace(charset)); cs != "" && cs != "utf-8" && cs != "us-ascii" {
-		if enc, err := htmlindex.Get(cs); err == nil {
+	if cs := strings.TrimSpace(charset); cs != "" && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "us-ascii") {
+		if enc, err := htmlindex.Get(strings.ToLower(cs)); err == nil {
 			r = enc.NewDecoder().Reader(r)
 		}
 	}
@@ -341,10 +343,36 @@ func addresses(h textproto.Header, k string) []*mail.Address {
 	return out
 }
 
-// messageDate returns the Date header's time, if it parses.
+// messageDate returns the Date header's time, if there is one and it
+// parses.
 func messageDate(h textproto.Header) (time.Time, bool) {
-	t, err := mail.ParseDate(h.Get("Date"))
-	return t, err == nil
+	t, err := mailHeader(h).Date()
+	return t, err == nil && !t.IsZero()
+}
+
+// messageID returns the Message-ID header's msg-id, with its angle
+// brackets, as Graph's internetMessageId wants it; "" when there is none.
+// A value that is not an RFC 5322 msg-id is taken as it is.
+func messageID(h textproto.Header) string {
+	if id, err := mailHeader(h).MessageID(); err == nil && id != "" {
+		return "<" + id + ">"
+	}
+	return strings.TrimSpace(h.Get("Message-Id"))
+}
+
+// msgID returns the first msg-id of header field k (Content-ID, say)
+// without its angle brackets, parsed by go-message; a value that does not
+// parse is trimmed of white space and angle brackets.
+func msgID(h textproto.Header, k string) string {
+	mh := mailHeader(h)
+	if ids, err := mh.MsgIDList(k); err == nil && len(ids) > 0 {
+		return ids[0]
+	}
+	return strings.Trim(strings.TrimSpace(h.Get(k)), "<>")
+}
+
+func mailHeader(h textproto.Header) *gomail.Header {
+	return &gomail.Header{Header: gomessage.Header{Header: h}}
 }
 
 // parsedHeader is the part of textproto.Header that xHeaders reads.

@@ -2,18 +2,19 @@ package exchange
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mailferry/mailferry/internal/backoff"
+	"github.com/mailferry/mailferry/migrate"
 )
 
 // retryTransport is the one place where Graph requests are retried. It is
@@ -50,7 +51,8 @@ import (
 // scope) first waits for the mailbox's pacer: a concurrency slot, its
 // request and upload tokens, and the end of any pause. A 429, 503 or 504
 // with Retry-After pauses the whole mailbox until then, and each such
-// answer is reported to the Mailbox's observer.
+// answer is reported as a migrate.EventThrottled through the request's
+// context (migrate.Notify).
 //
 // Retrying a POST after a dropped connection or a 504 may create an item
 // twice if the first attempt reached Exchange; Graph has no idempotency key
@@ -66,9 +68,11 @@ type retryTransport struct {
 	tokens     *tokenSource
 	maxRetries int
 	logger     *slog.Logger
-	minBackoff time.Duration // first backoff, doubled on each retry
-	maxBackoff time.Duration // backoff ceiling (Retry-After is not capped)
-	// sleep waits d or until ctx ends; nil means a timer. Tests replace it.
+	// backoff is the wait before a retry when the server gave no
+	// Retry-After (which it does not cap).
+	backoff backoff.Policy
+	// sleep waits d or until ctx ends; nil means backoff.Sleep. Tests
+	// replace it.
 	sleep func(ctx context.Context, d time.Duration) error
 }
 
@@ -87,7 +91,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	auth := req.Header.Get("Authorization")
 	renewed := false
 	sc := scopeOf(ctx)
-	upload := uploadSize(req, body)
+	upload := uploadSize(req, len(body))
 	var waited time.Time // the end of a pause this request has waited out
 	for attempt := 0; ; {
 		r := req.Clone(ctx)
@@ -130,10 +134,10 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 		retry, wait := shouldRetry(resp, err)
 		if retry && wait <= 0 {
-			wait = t.backoff(attempt)
+			wait = t.backoff.Wait(attempt)
 		}
 		if sc != nil && resp != nil && isThrottle(resp.StatusCode) {
-			sc.mb.throttled(ctx, resp, wait)
+			sc.mb.throttled(ctx, throttleReason(resp), wait)
 		}
 		if !retry || ctx.Err() != nil {
 			return resp, err
@@ -237,35 +241,36 @@ func retryAfter(v string) time.Duration {
 	return 0
 }
 
-// backoff returns the wait before retry number attempt+1 when the server
-// gave no Retry-After: minBackoff doubled per attempt, capped at
-// maxBackoff, with "equal jitter" (a random point in its upper half) so
-// that concurrent requests throttled together do not come back together.
-func (t *retryTransport) backoff(attempt int) time.Duration {
-	d := t.minBackoff
-	for i := 0; i < attempt && d < t.maxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, t.maxBackoff)
-	if d <= 0 {
-		return 0
-	}
-	half := d / 2
-	return half + rand.N(d-half+1)
-}
-
 func (t *retryTransport) wait(ctx context.Context, d time.Duration) error {
 	if t.sleep != nil {
 		return t.sleep(ctx, d)
 	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	return backoff.Sleep(ctx, d)
+}
+
+// throttled reports a throttling answer to one of mb's requests, made
+// with ctx, as a migrate.EventThrottled (through migrate.Notify, to the
+// observer of the call that made the request) and to the log; wait is the
+// pause that follows.
+func (mb *Mailbox) throttled(ctx context.Context, reason string, wait time.Duration) {
+	mb.c.logger.LogAttrs(ctx, slog.LevelInfo, "exchange: throttled",
+		slog.String("user", mb.user), slog.String("reason", reason), slog.Duration("wait", wait))
+	migrate.Notify(ctx, migrate.Event{Kind: migrate.EventThrottled, Reason: reason, Wait: wait})
+}
+
+// throttleReason is the Reason of an EventThrottled for resp, from its
+// status and the start of its body (Graph's error JSON), which it leaves
+// readable.
+func throttleReason(resp *http.Response) string {
+	if resp.Body == nil {
+		return graphError("", resp.StatusCode, nil).reason()
 	}
+	peek, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(peek), resp.Body), resp.Body}
+	return graphError("", resp.StatusCode, peek).reason()
 }
 
 // isClaimsChallenge reports whether a 401 is a Continuous Access
@@ -336,24 +341,18 @@ func (e *alreadyCreatedError) Error() string {
 }
 
 // uploadSize is the number of body bytes Exchange counts as upload for
-// req: the uncompressed body of a POST, PATCH or PUT
+// req, whose body (as sent) is sent bytes long: the uncompressed body of a
+// POST, PATCH or PUT
 // (https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits).
-func uploadSize(req *http.Request, body []byte) int64 {
+// compressionHandler, which gzipped it, left its length in the context.
+func uploadSize(req *http.Request, sent int) int64 {
 	switch req.Method {
 	case http.MethodPost, http.MethodPatch, http.MethodPut:
 	default:
 		return 0
 	}
-	if !strings.EqualFold(req.Header.Get("Content-Encoding"), "gzip") {
-		return int64(len(body))
+	if n, ok := plainSize(req.Context()); ok && strings.EqualFold(req.Header.Get("Content-Encoding"), "gzip") {
+		return n
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(body))
-	if err != nil {
-		return int64(len(body))
-	}
-	n, err := io.Copy(io.Discard, zr)
-	if err != nil {
-		return int64(len(body))
-	}
-	return n
+	return int64(sent)
 }

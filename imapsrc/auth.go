@@ -32,8 +32,10 @@ const (
 // underlying error's, and it keeps that error's kind (migrate.ErrMailbox
 // or migrate.ErrTransient) for errors.Is.
 type StepError struct {
+	// Step is the step that failed.
 	Step Step
-	Err  error
+	// Err is the underlying error.
+	Err error
 }
 
 // Error implements error.

@@ -13,6 +13,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/mailferry/mailferry/imapsrc"
 	"github.com/mailferry/mailferry/internal/dovecottest"
@@ -64,13 +66,10 @@ func benchFolder(tb testing.TB, n int) (addr, folder string) {
 			}
 			msgs = append(msgs, dovecottest.MaildirMessage{Raw: m.Raw, Flags: flags, Date: m.InternalDate})
 		}
-		if err := bench.srv.WriteMaildir("alice", folder, msgs); err != nil {
-			tb.Fatal(err)
-		}
+		require.NoError(tb, bench.srv.WriteMaildir("alice", folder, msgs))
 		// Let Dovecot index the new files now, not in the first timed read.
-		if _, _, err := readBare(bench.srv.Addr(), folder, false); err != nil {
-			tb.Fatal(err)
-		}
+		_, _, err := readBare(bench.srv.Addr(), folder, false)
+		require.NoError(tb, err)
 		bench.seeded[n] = true
 		tb.Logf("seeded %d messages in %v", n, time.Since(start))
 	}
@@ -110,12 +109,12 @@ func heapPeak() (stop func() uint64) {
 	}
 }
 
-// readSource reads every message of folder the way the Engine does: one
-// List (UIDs kept, 4 bytes each), then Fetch in batches of migrate's
-// default FetchBatch, each body read to the end. It returns the messages
+// readSource reads every message of folder the way the Engine does: the
+// UIDs (4 bytes each), then Fetch in batches of migrate's default
+// Options.MaxUIDsPerFetch, each body read to the end. It returns the messages
 // and bytes read.
 func readSource(ctx context.Context, src *imapsrc.Source, f migrate.Folder) (n int, bytes int64, err error) {
-	const batch = 200 // the Engine's default FetchBatch
+	const batch = 200 // the Engine's default MaxUIDsPerFetch
 	uids, err := src.UIDs(ctx, f)
 	if err != nil {
 		return 0, 0, err
@@ -205,9 +204,8 @@ func benchRead(b *testing.B, n int, read func() (int, int64, error)) {
 	var bytes int64
 	for b.Loop() {
 		k, by, err := read()
-		if err != nil || k != n {
-			b.Fatalf("read %d of %d messages: %v", k, n, err)
-		}
+		require.NoError(b, err)
+		require.Equal(b, n, k, "messages read")
 		total += k
 		bytes += by
 	}
@@ -230,9 +228,7 @@ func BenchmarkListSource(b *testing.B) {
 	b.ResetTimer()
 	total := 0
 	for b.Loop() {
-		if err := src.List(ctx, f, func(migrate.MessageInfo) error { total++; return nil }); err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, src.List(ctx, f, func(migrate.MessageInfo) error { total++; return nil }))
 	}
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "msgs/s")
 }
@@ -274,14 +270,12 @@ func TestReadMemoryBounded(t *testing.T) {
 	stop := heapPeak()
 	k, bytes, err := readSource(ctx, src, f)
 	peak := stop()
-	if err != nil || k != n {
-		t.Fatalf("read %d of %d messages: %v", k, n, err)
-	}
+	require.NoError(t, err)
+	require.Equal(t, n, k, "messages read")
 	grown := int64(peak) - int64(before.HeapInuse)
 	t.Logf("read %d messages, %d bytes; heap in use %d before, peak %d (+%d)", k, bytes, before.HeapInuse, peak, grown)
 	// Generous: a quarter of the mailbox. A Source that kept bodies or
 	// per-message state would exceed it.
-	if limit := bytes / 4; grown > limit {
-		t.Errorf("heap grew by %d bytes reading %d bytes of mail; want < %d", grown, bytes, limit)
-	}
+	limit := bytes / 4
+	assert.LessOrEqual(t, grown, limit, "heap growth reading %d bytes of mail", bytes)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mailferry/mailferry/internal/backoff"
 	"github.com/mailferry/mailferry/migrate"
 )
 
@@ -184,7 +185,8 @@ func (s *Source) login(ctx context.Context, c *imapclient.Client, raw net.Conn) 
 }
 
 // connDead reports whether err means the connection is gone (rather than
-// the server refusing a command). c may be nil.
+// the server refusing a command, or the Source refusing to go on). c may
+// be nil.
 func connDead(c *imapclient.Client, err error) bool {
 	if c != nil {
 		select {
@@ -198,9 +200,29 @@ func connDead(c *imapclient.Client, err error) bool {
 		return false
 	}
 	var ne net.Error
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, net.ErrClosed) || errors.As(err, &ne) || errors.Is(err, errTruncated)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.As(err, &ne) || errors.Is(err, errTruncated) {
+		return true
+	}
+	if c == nil || errors.Is(err, migrate.ErrNoModSeq) || errors.Is(err, migrate.ErrUIDValidityChanged) ||
+		errors.Is(err, migrate.ErrMailbox) {
+		return false
+	}
+	// go-imap fails the pending commands of a broken connection (with the
+	// network error as text only) just before it closes Client.Closed.
+	t := time.NewTimer(closeGrace)
+	defer t.Stop()
+	select {
+	case <-c.Closed():
+		return true
+	case <-t.C:
+		return false
+	}
 }
+
+// closeGrace is how long connDead waits for go-imap to mark a client
+// closed after an error that may be a broken connection's.
+const closeGrace = 100 * time.Millisecond
 
 // isTransient reports whether a connect error is worth retrying.
 func isTransient(err error) bool {
@@ -213,27 +235,17 @@ func isNotTLS(err error) bool {
 	return errors.As(err, &rh) || strings.Contains(err.Error(), "first record does not look like a TLS handshake")
 }
 
-// backoff is the pause before reconnect attempt n (1-based): none for the
-// first, then 100ms, 200ms, 400ms...
-func backoff(n int) time.Duration {
+// reconnectPolicy spaces the reconnect attempts after the first: 100ms,
+// 200ms, 400ms... up to 5s, without jitter (one client reconnecting).
+var reconnectPolicy = backoff.Policy{Min: 100 * time.Millisecond, Max: 5 * time.Second, NoJitter: true}
+
+// reconnectWait is the pause before reconnect attempt n (1-based): none
+// for the first, then reconnectPolicy's.
+func reconnectWait(n int) time.Duration {
 	if n <= 1 {
 		return 0
 	}
-	return 100 * time.Millisecond << (n - 2)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return reconnectPolicy.Wait(n - 2)
 }
 
 // deadlineConn gives every Read and Write its own deadline, IOTimeout from

@@ -1,17 +1,19 @@
 // Package imapsrc is a migrate.Source over an IMAP server, built on
 // github.com/emersion/go-imap/v2.
 //
-// A Source reads one mailbox over up to Options.Connections connections
-// (default 1), opened on demand and kept between operations; a
-// ServerLimit shared by the Sources of a batch caps the connections to
+// A Source reads one mailbox over up to Options.MaxConnections
+// connections (default 1), opened on demand and kept between operations;
+// a ServerLimit shared by the Sources of a batch caps the connections to
 // one server. A connection that drops in the middle of a List, a
 // ListChanges or a Fetch is reopened (a bounded number of times) and the
 // operation resumes after the last message already handed to the
 // callback, so nothing is delivered twice and nothing is lost; each
 // reconnect, including that of a connection found dead between two
-// operations, is counted (Reconnects) and reported (Observe). Folders are
-// only ever opened read-only (EXAMINE) and bodies are fetched with
-// BODY.PEEK[], so the source mailbox is never altered (no \Seen).
+// operations, is counted (Source.Reconnects) and reported as a
+// migrate.EventReconnected to the observer that the operation's context
+// carries (migrate.WithObserver, which the Engine sets for each run).
+// Folders are only ever opened read-only (EXAMINE) and bodies are fetched
+// with BODY.PEEK[], so the source mailbox is never altered (no \Seen).
 //
 // Fetch pipelines its UID FETCH commands within a budget of bytes in
 // flight (Options.MaxBytesInFlight) and streams every body from the
@@ -25,7 +27,8 @@
 // prefix (NAMESPACE, "INBOX." on Courier-style servers) or the admin's
 // Options.UserRoot is removed from Folder.Path; roles come from
 // SPECIAL-USE attributes (RFC 6154) and, for servers without them, from
-// well-known and localized folder names.
+// well-known and localized folder names (Options.RoleNames, by default
+// DefaultRoleNames).
 //
 // Logins are LOGIN, SASL PLAIN (with an authorization identity for admin
 // access, Options.AuthzID; or Dovecot's "alice*admin" as Username), and

@@ -22,13 +22,13 @@ var errTruncated = errors.New("message body truncated: connection lost")
 // ascending UID order, its body streamed straight from the connection.
 // It opens the folder read-only (once for consecutive calls on the same
 // folder) and sends UID FETCH <uids> (UID FLAGS INTERNALDATE RFC822.SIZE
-// BODY.PEEK[]) for up to
-// Options.FetchChunk UIDs at a time, so \Seen is never set; the
-// Message-ID is read from the body's header as it streams. The commands
-// are pipelined: the next ones are sent while the bodies of the current
-// one are still being read, as long as the bytes asked for and not yet
-// handed to fn stay within Options.MaxBytesInFlight (one command is always
-// allowed, whatever its size). Messages that no longer exist are left out.
+// BODY.PEEK[]) for up to Options.MaxUIDsPerFetch UIDs at a time, so
+// \Seen is never set; the Message-ID is read from the body's header as
+// it streams. The commands are pipelined: the next ones are sent while
+// the bodies of the current one are still being read, as long as the
+// bytes asked for and not yet handed to fn stay within
+// Options.MaxBytesInFlight (one command is always allowed, whatever its
+// size). Messages that no longer exist are left out.
 //
 // Message.Body is valid only while fn runs; whatever fn leaves unread is
 // discarded. A body cut short by a dropped connection fails its reads with
@@ -180,7 +180,7 @@ func (p *pipeline) fill() {
 	limit := p.s.opts.MaxBytesInFlight
 	for len(p.rest) > 0 && len(p.queue) < maxQueue {
 		per := p.est.perMessage()
-		n := min(len(p.rest), p.s.opts.FetchChunk, max(1, int(limit/2/per)))
+		n := min(len(p.rest), p.s.opts.MaxUIDsPerFetch, max(1, int(limit/2/per)))
 		cost := int64(n) * per
 		if len(p.queue) > 0 && p.inFlight+cost > limit {
 			return

@@ -24,7 +24,8 @@ import (
 // Folder.ModSeq is 0 and Folder.Bytes -1 where the server cannot tell.
 //
 // Roles come from SPECIAL-USE attributes; for a role that no folder claims
-// that way, from WellKnownNames. INBOX always has RoleInbox.
+// that way, from the folder names of Options.RoleNames. INBOX always has
+// RoleInbox.
 func (s *Source) Folders(ctx context.Context) ([]migrate.Folder, error) {
 	var out []migrate.Folder
 	err := s.do(ctx, "list folders", func() int { return 0 }, func(pc *pconn) error {
@@ -71,10 +72,11 @@ func (s *Source) folders(c *imapclient.Client, info *serverInfo) ([]migrate.Fold
 		seen[d.Mailbox] = true
 		var path []string
 		if root != "" {
-			if len(d.Mailbox) <= len(root) || !strings.EqualFold(d.Mailbox[:len(root)], root) {
+			rest, ok := cutPrefixFold(d.Mailbox, root)
+			if !ok {
 				continue
 			}
-			path = splitPath(d.Mailbox[len(root):], d.Delim, "")
+			path = splitPath(rest, d.Delim, "")
 		} else {
 			path = splitPath(d.Mailbox, d.Delim, info.prefix)
 		}
@@ -96,7 +98,7 @@ func (s *Source) folders(c *imapclient.Client, info *serverInfo) ([]migrate.Fold
 	for i := range folders {
 		f := &folders[i]
 		if f.Role == migrate.RoleNone {
-			if r := roleFromName(f.Path); r != migrate.RoleNone && !claimed[r] {
+			if r := roleFromName(s.opts.RoleNames, f.Path); r != migrate.RoleNone && !claimed[r] {
 				f.Role = r
 			}
 		}
@@ -176,8 +178,8 @@ func delimiter(c *imapclient.Client, info *serverInfo) (rune, error) {
 // namespace prefix: "INBOX.Sent" with prefix "INBOX." is ["Sent"], INBOX
 // itself is ["INBOX"].
 func splitPath(name string, delim rune, prefix string) []string {
-	if prefix != "" && len(name) > len(prefix) && strings.HasPrefix(strings.ToUpper(name), strings.ToUpper(prefix)) {
-		name = name[len(prefix):]
+	if rest, ok := cutPrefixFold(name, prefix); ok {
+		name = rest
 	}
 	if delim == 0 {
 		return []string{name}
@@ -185,6 +187,16 @@ func splitPath(name string, delim rune, prefix string) []string {
 	return strings.Split(name, string(delim))
 }
 
+// cutPrefixFold returns s without prefix, matched case-insensitively, and
+// true, if s is longer than a non-empty prefix and starts with it.
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if prefix == "" || len(s) <= len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
+		return s, false
+	}
+	return s[len(prefix):], true
+}
+
+// hasAttr reports whether attrs holds want, compared case-insensitively.
 func hasAttr(attrs []imap.MailboxAttr, want imap.MailboxAttr) bool {
 	return slices.ContainsFunc(attrs, func(a imap.MailboxAttr) bool { return strings.EqualFold(string(a), string(want)) })
 }

@@ -2,16 +2,68 @@ package imapsrc_test
 
 import (
 	"context"
-	"errors"
-	"slices"
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/mailferry/mailferry/imapsrc"
 	"github.com/mailferry/mailferry/imapsrc/imapsrctest"
+	"github.com/mailferry/mailferry/internal/dovecottest"
 	"github.com/mailferry/mailferry/migrate"
 	"github.com/mailferry/mailferry/migrate/migratetest"
 )
+
+// countMessages lists f and returns how many messages it holds.
+func countMessages(t *testing.T, src *imapsrc.Source, f migrate.Folder) int {
+	t.Helper()
+	n := 0
+	require.NoError(t, src.List(context.Background(), f, func(migrate.MessageInfo) error { n++; return nil }), "List %s", f.Name)
+	return n
+}
+
+func TestFoldersDovecot(t *testing.T) {
+	for _, tc := range []struct {
+		layout string
+		names  map[string]string // path -> name
+	}{
+		{dovecottest.LayoutDefault, map[string]string{"INBOX": "INBOX", "Sent": "Sent", "Café/Réunions": "Café/Réunions", "Entwürfe": "Entwürfe"}},
+		{dovecottest.LayoutCourier, map[string]string{"INBOX": "INBOX", "Sent": "INBOX.Sent", "Café/Réunions": "INBOX.Café.Réunions", "Entwürfe": "INBOX.Entwürfe"}},
+	} {
+		t.Run(tc.layout, func(t *testing.T) {
+			t.Parallel()
+			fx := migratetest.Sample()
+			fx.Folders = append(fx.Folders, migratetest.FixtureFolder{Path: []string{"Entwürfe"}})
+			srv := startDovecot(t, tc.layout, fx)
+			src := plain(srv.Addr(), "alice", "secret")
+			closeSrc(t, src)
+			fs := folders(t, src)
+			byPath := map[string]migrate.Folder{}
+			for _, f := range fs {
+				byPath[strings.Join(f.Path, "/")] = f
+			}
+			assert.Equal(t, "INBOX", fs[0].Name, "first folder")
+			assert.Equal(t, migrate.RoleInbox, fs[0].Role, "first folder")
+			assert.Equal(t, []string{"INBOX"}, fs[0].Path, "first folder")
+			for path, name := range tc.names {
+				assert.Equal(t, name, byPath[path].Name, "path %q: Name", path)
+			}
+			wantRoles := map[string]migrate.Role{"INBOX": migrate.RoleInbox, "Sent": migrate.RoleSent, "Drafts": migrate.RoleDrafts,
+				"Trash": migrate.RoleTrash, "Junk": migrate.RoleJunk, "Archive": migrate.RoleArchive,
+				"Projects": migrate.RoleNone, "Entwürfe": migrate.RoleNone /* \Drafts is claimed by SPECIAL-USE */}
+			for path, role := range wantRoles {
+				assert.Equal(t, role, byPath[path].Role, "path %q: Role", path)
+			}
+			f := byPath["Projects/2024"]
+			assert.Equal(t, 2, f.Messages, "Projects/2024: %+v", f)
+			assert.NotZero(t, f.UIDValidity, "Projects/2024: %+v", f)
+			assert.Equal(t, srv.Delimiter(), string(f.Delimiter), "Projects/2024: %+v", f)
+			// Round trip: the decoded name selects the folder again.
+			assert.Equal(t, 1, countMessages(t, src, byPath["Café/Réunions"]), "messages in Café/Réunions")
+		})
+	}
+}
 
 func TestUserRoot(t *testing.T) {
 	addr := startMem(t, "admin", "adminpw")
@@ -28,40 +80,27 @@ func TestUserRoot(t *testing.T) {
 		got = append(got, strings.Join(f.Path, "/")+"="+f.Name+":"+string(f.Role))
 	}
 	want := []string{"INBOX=users/bob/INBOX:inbox", "Projects=users/bob/Projects:", "Projects/2024=users/bob/Projects/2024:", "Sent Items=users/bob/Sent Items:sent"}
-	if !slices.Equal(got, want) {
-		t.Errorf("folders under the root:\n got %q\nwant %q", got, want)
-	}
-	n := 0
-	if err := src.List(context.Background(), fs[0], func(migrate.MessageInfo) error { n++; return nil }); err != nil || n != 2 {
-		t.Errorf("List %s: %d messages, %v", fs[0].Name, n, err)
-	}
+	assert.Equal(t, want, got, "folders under the root")
+	assert.Equal(t, 2, countMessages(t, src, fs[0]), "messages in %s", fs[0].Name)
 }
 
 func TestSubscribedOnly(t *testing.T) {
 	fx := migratetest.Sample()
 	srv := startDovecot(t, "", fx)
 	c := imapsrctest.Client(t, srv.Addr(), "alice", "secret")
-	if err := c.Create("Gone", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, c.Create("Gone", nil).Wait())
 	for _, name := range []string{"INBOX", "Projects/2024", "Gone"} {
-		if err := c.Subscribe(name).Wait(); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, c.Subscribe(name).Wait())
 	}
 	// A subscription that outlives its folder is listed \NonExistent.
-	if err := c.Delete("Gone").Wait(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, c.Delete("Gone").Wait())
 	src := imapsrc.New(&imapsrc.Options{Addr: srv.Addr(), Security: imapsrc.Plaintext, Username: "alice", Password: "secret", SubscribedOnly: true})
 	closeSrc(t, src)
 	var names []string
 	for _, f := range folders(t, src) {
 		names = append(names, f.Name)
 	}
-	if !slices.Equal(names, []string{"INBOX", "Projects/2024"}) {
-		t.Errorf("subscribed folders %q", names)
-	}
+	assert.Equal(t, []string{"INBOX", "Projects/2024"}, names, "subscribed folders")
 }
 
 // TestFolderDeletedMidRun: a folder deleted after Folders fails alone,
@@ -71,9 +110,7 @@ func TestFolderDeletedMidRun(t *testing.T) {
 	src := plain(srv.Addr(), "alice", "secret")
 	closeSrc(t, src)
 	doomed := folderNamed(t, src, "Projects/2024")
-	if err := imapsrctest.Client(t, srv.Addr(), "alice", "secret").Delete(doomed.Name).Wait(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, imapsrctest.Client(t, srv.Addr(), "alice", "secret").Delete(doomed.Name).Wait())
 	for name, op := range map[string]func() error{
 		"List": func() error {
 			return src.List(context.Background(), doomed, func(migrate.MessageInfo) error { return nil })
@@ -83,11 +120,11 @@ func TestFolderDeletedMidRun(t *testing.T) {
 		},
 	} {
 		err := op()
-		if !errors.Is(err, imapsrc.ErrNoFolder) || errors.Is(err, migrate.ErrMailbox) || errors.Is(err, migrate.ErrTransient) {
-			t.Errorf("%s of a deleted folder: err = %v, want ErrNoFolder and no mailbox error", name, err)
-		}
+		assert.ErrorIs(t, err, imapsrc.ErrNoFolder, "%s of a deleted folder", name)
+		assert.NotErrorIs(t, err, migrate.ErrMailbox, "%s of a deleted folder", name)
+		assert.NotErrorIs(t, err, migrate.ErrTransient, "%s of a deleted folder", name)
 	}
-	if n := 0; src.List(context.Background(), inbox(t, src), func(migrate.MessageInfo) error { n++; return nil }) != nil || src.Reconnects() != 0 {
-		t.Errorf("the Source did not go on (reconnects %d)", src.Reconnects())
-	}
+	// The Source goes on.
+	countMessages(t, src, inbox(t, src))
+	assert.Zero(t, src.Reconnects(), "Reconnects")
 }

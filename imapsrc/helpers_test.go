@@ -3,9 +3,15 @@ package imapsrc_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"net"
+	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/mailferry/mailferry/imapsrc"
 	"github.com/mailferry/mailferry/imapsrc/imapsrctest"
@@ -14,12 +20,21 @@ import (
 	"github.com/mailferry/mailferry/migrate/migratetest"
 )
 
+// plain returns a Source logging in as user over plaintext (loopback
+// test servers only).
+func plain(addr, user, pass string) *imapsrc.Source {
+	return imapsrc.New(&imapsrc.Options{Addr: addr, Security: imapsrc.Plaintext, Username: user, Password: pass})
+}
+
+// closeSrc closes s when the test ends, failing it if Close fails.
+func closeSrc(t testing.TB, s *imapsrc.Source) {
+	t.Cleanup(func() { assert.NoError(t, s.Close(), "Close") })
+}
+
 // seed fills user's mailbox on the plaintext server at addr with fx.
 func seed(t testing.TB, addr, user, pass string, fx *migratetest.Fixture) {
 	t.Helper()
-	if err := imapsrctest.Seed(addr, user, pass, fx); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, imapsrctest.Seed(addr, user, pass, fx))
 }
 
 // startMem starts go-imap's in-memory server on a loopback port with one
@@ -32,14 +47,25 @@ func startMem(t testing.TB, user, pass string) string {
 	}}).Addr()
 }
 
+// startMemOpts starts go-imap's in-memory server configured by opts and
+// stops it when the test ends.
 func startMemOpts(t testing.TB, opts *imapsrctest.MemOptions) *imapsrctest.MemServer {
 	t.Helper()
 	srv, err := imapsrctest.StartMem(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { srv.Close() })
 	return srv
+}
+
+// memSource starts an in-memory server (as startMem) holding fx for
+// alice, and returns a Source on it, closed when the test ends.
+func memSource(t testing.TB, fx *migratetest.Fixture) *imapsrc.Source {
+	t.Helper()
+	addr := startMem(t, "alice", "secret")
+	seed(t, addr, "alice", "secret", fx)
+	src := plain(addr, "alice", "secret")
+	closeSrc(t, src)
+	return src
 }
 
 // startDovecot starts a Dovecot with alice/secret (and admin/adminpw as
@@ -63,39 +89,100 @@ func bigFixture(n int) *migratetest.Fixture {
 	fx := &migratetest.Fixture{Folders: []migratetest.FixtureFolder{{Path: []string{"INBOX"}, Role: migrate.RoleInbox}}}
 	for i := range n {
 		m := base[i%len(base)]
-		raw := bytes.Replace(m.Raw, []byte("@mailferry.test>"), []byte("-"+itoa(i)+"@mailferry.test>"), 1)
-		raw = append(raw, bytes.Repeat([]byte("padding line to make the body bigger "+itoa(i)+"\r\n"), 100)...)
+		raw := bytes.Replace(m.Raw, []byte("@mailferry.test>"), []byte("-"+strconv.Itoa(i)+"@mailferry.test>"), 1)
+		raw = append(raw, bytes.Repeat([]byte("padding line to make the body bigger "+strconv.Itoa(i)+"\r\n"), 100)...)
 		fx.Folders[0].Messages = append(fx.Folders[0].Messages, migratetest.FixtureMessage{Raw: raw, Flags: m.Flags, InternalDate: m.InternalDate})
 	}
 	return fx
 }
 
-func itoa(i int) string {
-	const digits = "0123456789"
-	if i < 10 {
-		return digits[i : i+1]
+// uidsUpTo returns the UIDs 1 to n.
+func uidsUpTo(n int) []uint32 {
+	uids := make([]uint32, n)
+	for i := range uids {
+		uids[i] = uint32(i + 1)
 	}
-	return itoa(i/10) + digits[i%10:i%10+1]
+	return uids
 }
 
 // folders returns src's folders, failing the test on an error.
 func folders(t testing.TB, src *imapsrc.Source) []migrate.Folder {
 	t.Helper()
 	fs, err := src.Folders(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return fs
+}
+
+// folderWhere returns the first of src's folders for which match is true.
+func folderWhere(t testing.TB, src *imapsrc.Source, what string, match func(migrate.Folder) bool) migrate.Folder {
+	t.Helper()
+	for _, f := range folders(t, src) {
+		if match(f) {
+			return f
+		}
+	}
+	require.FailNow(t, "no "+what)
+	return migrate.Folder{}
 }
 
 // folderNamed returns src's folder called name.
 func folderNamed(t testing.TB, src *imapsrc.Source, name string) migrate.Folder {
 	t.Helper()
-	for _, f := range folders(t, src) {
-		if f.Name == name {
-			return f
-		}
+	return folderWhere(t, src, "folder "+strconv.Quote(name), func(f migrate.Folder) bool { return f.Name == name })
+}
+
+// inbox returns src's folder with RoleInbox.
+func inbox(t testing.TB, src *imapsrc.Source) migrate.Folder {
+	t.Helper()
+	return folderWhere(t, src, "INBOX", func(f migrate.Folder) bool { return f.Role == migrate.RoleInbox })
+}
+
+// stepOf returns the Step of err's StepError, or "".
+func stepOf(err error) imapsrc.Step {
+	var se *imapsrc.StepError
+	if errors.As(err, &se) {
+		return se.Step
 	}
-	t.Fatalf("no folder %q", name)
-	return migrate.Folder{}
+	return ""
+}
+
+// counter is an Options.DialContext that counts the connections open.
+type counter struct {
+	mu                sync.Mutex
+	open, peak, total int
+}
+
+func (d *counter) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.open++
+	d.total++
+	d.peak = max(d.peak, d.open)
+	return &countedConn{Conn: c, d: d}, nil
+}
+
+func (d *counter) stats() (open, peak, total int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.open, d.peak, d.total
+}
+
+// countedConn is a connection of a counter: closing it counts.
+type countedConn struct {
+	net.Conn
+	d    *counter
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() {
+		c.d.mu.Lock()
+		c.d.open--
+		c.d.mu.Unlock()
+	})
+	return c.Conn.Close()
 }

@@ -26,12 +26,13 @@ type ServerLimit struct {
 	wake chan struct{} // closed (and replaced) when a slot is freed
 }
 
-// NewServerLimit returns a limit of n connections (at least 1).
-func NewServerLimit(n int) *ServerLimit {
-	return &ServerLimit{max: max(n, 1), wake: make(chan struct{})}
+// NewServerLimit returns a limit of maxConnections connections open at
+// once (at least 1).
+func NewServerLimit(maxConnections int) *ServerLimit {
+	return &ServerLimit{max: max(maxConnections, 1), wake: make(chan struct{})}
 }
 
-// Limit returns the number of connections allowed.
+// Limit returns the number of connections allowed at once.
 func (l *ServerLimit) Limit() int { return l.max }
 
 // Open returns the number of connections open under the limit now.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-message/textproto"
 
 	"github.com/mailferry/mailferry/migrate"
 )
@@ -218,29 +219,34 @@ func convertFlags(flags []imap.Flag) []migrate.Flag {
 }
 
 // parseMessageID returns the Message-ID of a header block, angle brackets
-// kept, or "". Folded (continued) lines are joined.
+// kept (the first <...> of the field, or its whole value when it has
+// none), or "". The block is read with go-message's textproto, which
+// joins folded lines and ends the header at its first blank line; a
+// malformed line (an mbox "From " line, a stray continuation) is skipped,
+// so that it neither hides the Message-ID nor fails the listing.
 func parseMessageID(hdr []byte) string {
-	const name = "message-id:"
-	for len(hdr) > 0 {
-		line, rest, _ := bytes.Cut(hdr, []byte("\n"))
-		hdr = rest
-		if len(line) < len(name) || !strings.EqualFold(string(line[:len(name)]), name) {
-			continue
-		}
-		v := string(line[len(name):])
-		for len(hdr) > 0 && (hdr[0] == ' ' || hdr[0] == '\t') {
-			line, hdr, _ = bytes.Cut(hdr, []byte("\n"))
-			v += string(line)
-		}
-		v = strings.TrimSpace(v)
-		if i := strings.IndexByte(v, '<'); i >= 0 {
-			if j := strings.IndexByte(v[i:], '>'); j >= 0 {
-				return v[i : i+j+1]
-			}
-		}
-		return v
+	var r io.Reader = bytes.NewReader(hdr)
+	if !bytes.HasSuffix(hdr, []byte("\n")) {
+		// ReadHeader may drop a last line that has no line break.
+		r = io.MultiReader(r, strings.NewReader("\r\n"))
 	}
-	return ""
+	br := bufio.NewReaderSize(r, 16) // small: hdr is in memory already
+	for {
+		h, err := textproto.ReadHeader(br)
+		if h.Has("Message-Id") {
+			v := strings.TrimSpace(h.Get("Message-Id"))
+			if i := strings.IndexByte(v, '<'); i >= 0 {
+				if j := strings.IndexByte(v[i:], '>'); j >= 0 {
+					return v[i : i+j+1]
+				}
+			}
+			return v
+		}
+		if err == nil || errors.Is(err, io.EOF) {
+			return "" // the end of the header
+		}
+		// ReadHeader stopped at a malformed line, consumed: read on.
+	}
 }
 
 // maxHeaderPeek bounds how much of a body Fetch reads ahead to find its

@@ -5,7 +5,10 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
+
+	"github.com/mailferry/mailferry/migrate"
 )
 
 // Security is how a Source protects its connection.
@@ -39,16 +42,17 @@ func (s Security) String() string {
 
 // The defaults of the Options fields.
 const (
-	DefaultDialTimeout = 30 * time.Second
-	DefaultIOTimeout   = 2 * time.Minute
-	DefaultFetchChunk  = 100
+	DefaultDialTimeout     = 30 * time.Second
+	DefaultIOTimeout       = 2 * time.Minute
+	DefaultMaxUIDsPerFetch = 100
 	// DefaultMaxBytesInFlight bounds the bytes of message bodies that
 	// Fetch has asked for and not yet handed to its callback.
 	DefaultMaxBytesInFlight = 32 << 20
-	// MaxReconnects is how many times in a row one operation reopens a
-	// dropped connection without making progress before it gives up.
-	MaxReconnects = 3
 )
+
+// MaxReconnects is how many times in a row one operation reopens a
+// dropped connection without making progress before it gives up.
+const MaxReconnects = 3
 
 // Options configures a Source. A nil *Options is not valid for New (the
 // address and credentials are required), but every other zero field means
@@ -88,12 +92,12 @@ type Options struct {
 	// SubscribedOnly lists only subscribed folders (LIST (SUBSCRIBED),
 	// which needs LIST-EXTENDED or IMAP4rev2). Default: every folder.
 	SubscribedOnly bool
-	// Connections is how many connections the Source may open, and so how
-	// many of its operations run at once. Default 1.
-	Connections int
+	// MaxConnections is how many connections the Source may open, and so
+	// how many of its operations run at once. Default 1.
+	MaxConnections int
 	// ServerLimit, when set, caps the connections open to one server
 	// across every Source that shares it (a batch's mailboxes on one
-	// provider). Default: no cap beyond Connections.
+	// provider). Default: no cap beyond MaxConnections.
 	ServerLimit *ServerLimit
 	// DialContext opens the TCP connection (a SOCKS dialer, a test's
 	// counting dialer). Default: a net.Dialer.
@@ -105,15 +109,23 @@ type Options struct {
 	// server silent for longer is treated as a dropped connection.
 	// Default: DefaultIOTimeout.
 	IOTimeout time.Duration
-	// FetchChunk is how many UIDs one UID FETCH command asks for in Fetch.
-	// Default: DefaultFetchChunk.
-	FetchChunk int
+	// MaxUIDsPerFetch is how many UIDs one UID FETCH command asks for in
+	// Fetch. Default: DefaultMaxUIDsPerFetch.
+	MaxUIDsPerFetch int
 	// MaxBytesInFlight bounds the bytes Fetch has requested from the server
 	// and not yet handed to its callback: further UID FETCH commands are
 	// sent ahead (pipelined) only within this budget. Sizes are estimated
 	// from the folder's Bytes and Messages, then from the messages seen.
 	// Default: DefaultMaxBytesInFlight.
 	MaxBytesInFlight int64
+	// RoleNames maps folder names to the role a folder of that name has
+	// when it has no SPECIAL-USE role and no folder claims that role with a
+	// SPECIAL-USE attribute. Names are matched case-insensitively against
+	// the folder's path below the personal namespace (or UserRoot), levels
+	// joined with "/" ("sent", "[gmail]/sent mail"). The Source keeps its
+	// own copy. Default (nil): DefaultRoleNames(); an empty map derives no
+	// role from names.
+	RoleNames map[string]migrate.Role
 	// Logger receives connection events (connect, reconnect, errors) at
 	// debug and warn levels. Passwords are never logged. Default: no logs.
 	Logger *slog.Logger
@@ -131,14 +143,23 @@ func (o *Options) withDefaults() Options {
 	if r.IOTimeout <= 0 {
 		r.IOTimeout = DefaultIOTimeout
 	}
-	if r.FetchChunk <= 0 {
-		r.FetchChunk = DefaultFetchChunk
+	if r.MaxUIDsPerFetch <= 0 {
+		r.MaxUIDsPerFetch = DefaultMaxUIDsPerFetch
 	}
 	if r.MaxBytesInFlight <= 0 {
 		r.MaxBytesInFlight = DefaultMaxBytesInFlight
 	}
-	if r.Connections <= 0 {
-		r.Connections = 1
+	if r.MaxConnections <= 0 {
+		r.MaxConnections = 1
+	}
+	if r.RoleNames == nil {
+		r.RoleNames = DefaultRoleNames()
+	} else {
+		names := make(map[string]migrate.Role, len(r.RoleNames))
+		for name, role := range r.RoleNames {
+			names[strings.ToLower(name)] = role
+		}
+		r.RoleNames = names
 	}
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.DiscardHandler)

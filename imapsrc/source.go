@@ -11,28 +11,31 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mailferry/mailferry/internal/backoff"
 	"github.com/mailferry/mailferry/migrate"
 )
 
 var (
-	_ migrate.Source           = (*Source)(nil)
-	_ migrate.ChangeLister     = (*Source)(nil)
-	_ migrate.Observable       = (*Source)(nil)
-	_ migrate.ReconnectCounter = (*Source)(nil)
+	_ migrate.Source       = (*Source)(nil)
+	_ migrate.ChangeLister = (*Source)(nil)
+	_ migrate.UIDLister    = (*Source)(nil)
 )
 
 // Source reads one IMAP mailbox. It implements migrate.Source,
-// migrate.ChangeLister, migrate.Observable and migrate.ReconnectCounter.
+// migrate.ChangeLister and migrate.UIDLister.
 //
-// A Source is safe for concurrent use. It runs up to Options.Connections
-// operations (Folders, List, ListChanges, Fetch, Probe) at once, each on
-// a connection of its own; further calls wait for one to finish (or for
-// their context to end). Connections are opened on demand, kept for the
-// next operation, and, with a ServerLimit, count against the server's
-// cap. Close, Reconnects and Observe may be called at any time; Close
-// interrupts the operations in progress. A callback that calls the same
-// Source (Fetch inside List's callback) needs Connections of 2 or more,
-// or it waits for itself forever.
+// A Source is safe for concurrent use. It runs up to
+// Options.MaxConnections operations (Folders, List, ListChanges, UIDs,
+// Fetch, Probe) at once, each on a connection of its own; further calls
+// wait for one to finish (or for their context to end). Connections are
+// opened on demand, kept for the next operation, and, with a ServerLimit,
+// count against the server's cap. Each reopening of a dropped connection
+// is reported as a migrate.EventReconnected, with migrate.Notify, to the
+// observer of the context of the operation that reopened it. Close and
+// Reconnects may be called at any time; Close interrupts the operations
+// in progress. A callback that calls the same Source (Fetch inside List's
+// callback) needs MaxConnections of 2 or more, or it waits for itself
+// forever.
 type Source struct {
 	opts Options
 	ops  chan struct{} // one token per operation in progress
@@ -43,14 +46,13 @@ type Source struct {
 	closed bool
 
 	reconnects atomic.Int64
-	observer   atomic.Pointer[func(migrate.Event)]
 }
 
 // New returns a Source for the mailbox described by opts. It does not
 // connect: connections are opened by the operations that need them.
 func New(opts *Options) *Source {
 	o := opts.withDefaults()
-	return &Source{opts: o, ops: make(chan struct{}, o.Connections), busy: map[*pconn]bool{}}
+	return &Source{opts: o, ops: make(chan struct{}, o.MaxConnections), busy: map[*pconn]bool{}}
 }
 
 // pconn is one connection of a Source's pool.
@@ -142,26 +144,17 @@ func (s *Source) Close() error {
 }
 
 // Reconnects returns how many times the Source has reopened a connection
-// that dropped, in the middle of an operation or while it sat idle.
+// that dropped, in the middle of an operation or while it sat idle, over
+// its whole life (every operation and every migration run that used it).
+// The Engine counts a run's own reconnects (MailboxReport.Reconnects) from
+// the migrate.EventReconnected events of that run.
 func (s *Source) Reconnects() int { return int(s.reconnects.Load()) }
 
-// Observe implements migrate.Observable: fn receives an EventReconnected
-// (Err: why) each time a dropped connection is reopened. fn may be called
-// from several goroutines and must return quickly.
-func (s *Source) Observe(fn func(migrate.Event)) {
-	if fn == nil {
-		s.observer.Store(nil)
-		return
-	}
-	s.observer.Store(&fn)
-}
-
-// reconnected counts a reconnect and reports it.
-func (s *Source) reconnected(cause error) {
+// reconnected counts a reconnect and reports it, with its cause, to the
+// observer of ctx, the context of the operation that reconnected.
+func (s *Source) reconnected(ctx context.Context, cause error) {
 	s.reconnects.Add(1)
-	if fn := s.observer.Load(); fn != nil {
-		(*fn)(migrate.Event{Kind: migrate.EventReconnected, Time: time.Now(), Err: cause})
-	}
+	migrate.Notify(ctx, migrate.Event{Kind: migrate.EventReconnected, Time: time.Now(), Err: cause})
 }
 
 // String describes the Source for logs: the user and the server, never
@@ -209,7 +202,7 @@ func (s *Source) get(ctx context.Context) (*pconn, error) {
 			pc.shut(true)
 			npc, err := s.dialConn(ctx)
 			if err == nil {
-				s.reconnected(errIdleDrop)
+				s.reconnected(ctx, errIdleDrop)
 				s.opts.Logger.Warn("imapsrc: connection dropped while idle; reconnected", "source", s.String())
 			}
 			return npc, err
@@ -294,7 +287,7 @@ func (s *Source) do(ctx context.Context, what string, progress func() int, op fu
 			if isTransient(err) && ctx.Err() == nil && failures < MaxReconnects {
 				failures++
 				s.opts.Logger.Warn("imapsrc: connect failed, retrying", "source", s.String(), "op", what, "attempt", failures, "err", err)
-				if err := sleep(ctx, backoff(failures)); err != nil {
+				if err := backoff.Sleep(ctx, reconnectWait(failures)); err != nil {
 					return err
 				}
 				continue
@@ -330,9 +323,9 @@ func (s *Source) do(ctx context.Context, what string, progress func() int, op fu
 			return migrate.TransientError(fmt.Errorf("imapsrc: %s: connection lost %d times in a row: %w", what, failures+1, err))
 		}
 		failures++
-		s.reconnected(err)
+		s.reconnected(ctx, err)
 		s.opts.Logger.Warn("imapsrc: connection lost, reconnecting", "source", s.String(), "op", what, "attempt", failures, "err", err)
-		if err := sleep(ctx, backoff(failures)); err != nil {
+		if err := backoff.Sleep(ctx, reconnectWait(failures)); err != nil {
 			return err
 		}
 	}

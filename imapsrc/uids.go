@@ -10,8 +10,6 @@ import (
 	"github.com/mailferry/mailferry/migrate"
 )
 
-var _ migrate.UIDLister = (*Source)(nil)
-
 // UIDs implements migrate.UIDLister with one UID SEARCH ALL on the folder
 // opened read-only: the UIDs alone, in ascending order, without a FETCH of
 // every message's metadata (on Dovecot, reading the Message-ID headers of

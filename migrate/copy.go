@@ -43,8 +43,9 @@ func (m *mailboxRun) copyFolder(ctx context.Context, f Folder, t Target, fr *Fol
 	if err := fc.updateFlags(ctx); err != nil {
 		return err
 	}
-	// A pass that left nothing behind lets the next one list only changes.
-	if f.ModSeq != 0 && fr.Failed == 0 && fr.Pass != "unchanged" && f.ModSeq != st.ModSeq {
+	// A pass that left nothing behind lets the next one list only changes;
+	// one that did must list again what it could not carry.
+	if f.ModSeq != 0 && fr.Failed == 0 && fr.FlagsFailed == 0 && fr.Pass != "unchanged" && f.ModSeq != st.ModSeq {
 		if err := m.opts.State.SetModSeq(ctx, m.job.Mailbox, f.Name, f.UIDValidity, f.ModSeq); err != nil {
 			return fmt.Errorf("migrate: state: %w", err)
 		}
@@ -200,8 +201,8 @@ func (fc *folderCopy) repair(ctx context.Context, info MessageInfo) (string, err
 }
 
 // copyAll repairs interrupted copies, then fetches and puts the rest:
-// Options.PutsPerMailbox Puts at once, fed by one fetching goroutine
-// that holds at most Options.MaxBytesInFlight bytes of bodies.
+// Options.MaxPutsPerMailbox Puts at once, fed by one fetching goroutine
+// that holds at most Options.MaxBytesInFlightPerMailbox bytes of bodies.
 func (fc *folderCopy) copyAll(ctx context.Context) error {
 	slices.Sort(fc.toCopy)
 	var fetch []uint32
@@ -231,14 +232,14 @@ func (fc *folderCopy) copyAll(ctx context.Context) error {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
-	workers := fc.opts.PutsPerMailbox
-	inFlight := semaphore.NewWeighted(fc.opts.MaxBytesInFlight)
+	workers := fc.opts.MaxPutsPerMailbox
+	inFlight := semaphore.NewWeighted(fc.opts.MaxBytesInFlightPerMailbox)
 	jobs := make(chan *Message)
 	for range workers {
 		g.Go(func() error {
 			for msg := range jobs {
 				err := fc.put(gctx, msg)
-				inFlight.Release(weight(msg.Size, fc.opts.MaxBytesInFlight))
+				inFlight.Release(weight(msg.Size, fc.opts.MaxBytesInFlightPerMailbox))
 				if err != nil {
 					return err
 				}
@@ -261,11 +262,11 @@ func (fc *folderCopy) copyAll(ctx context.Context) error {
 			fc.emit(Event{Kind: EventMessageSkipped, Folder: fc.folder.Name, UID: msg.UID, Reason: "duplicate of " + msg.MessageID})
 			return nil
 		}
-		w := weight(msg.Size, fc.opts.MaxBytesInFlight)
+		w := weight(msg.Size, fc.opts.MaxBytesInFlightPerMailbox)
 		if err := inFlight.Acquire(gctx, w); err != nil {
 			return err
 		}
-		if workers == 1 || w == fc.opts.MaxBytesInFlight {
+		if workers == 1 || w == fc.opts.MaxBytesInFlightPerMailbox {
 			// Alone in flight: stream it straight from the source.
 			err := fc.put(gctx, msg)
 			inFlight.Release(w)
@@ -287,8 +288,8 @@ func (fc *folderCopy) copyAll(ctx context.Context) error {
 		}
 	}
 	var fetchErr error
-	for start := 0; start < len(fetch) && fetchErr == nil; start += fc.opts.FetchBatch {
-		batch := fetch[start:min(start+fc.opts.FetchBatch, len(fetch))]
+	for start := 0; start < len(fetch) && fetchErr == nil; start += fc.opts.MaxUIDsPerFetch {
+		batch := fetch[start:min(start+fc.opts.MaxUIDsPerFetch, len(fetch))]
 		if err := fc.job.Source.Fetch(gctx, fc.folder, batch, dispatch); err != nil {
 			fetchErr = fmt.Errorf("migrate: fetch from %q: %w", fc.folder.Name, err)
 		}
@@ -354,8 +355,8 @@ func (fc *folderCopy) fail(msg *Message, err error) error {
 	fc.rep.Failed++
 	fc.failures++
 	failures := fc.failures
-	fc.mailboxRun.rep.Problems = append(fc.mailboxRun.rep.Problems, Problem{
-		Folder: fc.folder.Name, UID: msg.UID, MessageID: msg.MessageID, Size: msg.Size, Reason: err.Error()})
+	fc.mailboxRun.rep.Problems = append(fc.mailboxRun.rep.Problems, Problem{Folder: fc.folder.Name, UID: msg.UID,
+		MessageID: msg.MessageID, Size: msg.Size, Action: ActionCopy, Err: err, Reason: err.Error()})
 	fc.mu.Unlock()
 	fc.emit(Event{Kind: EventMessageFailed, Folder: fc.folder.Name, UID: msg.UID, Err: merr})
 	fc.opts.Logger.Warn("message not copied", "mailbox", fc.job.Mailbox, "folder", fc.folder.Name, "uid", msg.UID, "error", err)
@@ -363,6 +364,21 @@ func (fc *folderCopy) fail(msg *Message, err error) error {
 		return fmt.Errorf("migrate: %d messages failed: %w", failures, ErrBadItemLimit)
 	}
 	return nil
+}
+
+// flagsFailed records a flag change that the sink did not take. It counts
+// as a failure of the mailbox (the report says "completed with errors")
+// but not against the bad-item limit, since the message itself is there.
+func (fc *folderCopy) flagsFailed(info MessageInfo, err error) {
+	fc.mu.Lock()
+	fc.rep.FlagsFailed++
+	fc.flagFailures++
+	fc.mailboxRun.rep.Problems = append(fc.mailboxRun.rep.Problems, Problem{Folder: fc.folder.Name, UID: info.UID,
+		MessageID: info.MessageID, Size: info.Size, Action: ActionSetFlags, Err: err, Reason: err.Error()})
+	fc.mu.Unlock()
+	fc.emit(Event{Kind: EventFlagsFailed, Folder: fc.folder.Name, UID: info.UID,
+		Err: &MessageError{Mailbox: fc.job.Mailbox, Folder: fc.folder.Name, UID: info.UID, Err: err}})
+	fc.opts.Logger.Warn("flags not carried", "mailbox", fc.job.Mailbox, "folder", fc.folder.Name, "uid", info.UID, "error", err)
 }
 
 // updateFlags carries flag changes to items copied earlier (the delta
@@ -395,7 +411,7 @@ func (fc *folderCopy) updateFlags(ctx context.Context) error {
 				if ctx.Err() != nil || errors.Is(err, ErrMailbox) {
 					return err
 				}
-				fc.opts.Logger.Warn("flags not updated", "mailbox", fc.job.Mailbox, "folder", fc.folder.Name, "uid", info.UID, "error", err)
+				fc.flagsFailed(info, err)
 				continue
 			}
 			if err := fc.opts.State.Commit(ctx, fc.job.Mailbox, fc.id(info.UID), change.ItemID, info.Flags); err != nil {

@@ -3,6 +3,7 @@ package migrate_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -128,7 +129,7 @@ func TestEngineConcurrentPutsWithinBounds(t *testing.T) {
 		{puts: 8, maxBytes: 2500, wantActive: 2}, // two 1000-byte bodies fit, three do not
 	} {
 		sink := &slowSink{Sink: migratetest.NewSink(), delay: 5 * time.Millisecond}
-		rep := migrate.NewEngine(&migrate.Options{PutsPerMailbox: tc.puts, MaxBytesInFlight: tc.maxBytes}).
+		rep := migrate.NewEngine(&migrate.Options{MaxPutsPerMailbox: tc.puts, MaxBytesInFlightPerMailbox: tc.maxBytes}).
 			Run(context.Background(), migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: sink})
 		if rep.Lost() || sink.Sink.Puts != 40 {
 			t.Fatalf("puts=%d: %s, %d stored", tc.puts, rep.Mailboxes[0].Status, sink.Sink.Puts)
@@ -153,28 +154,25 @@ func TestEngineMailboxErrorStopsConcurrentPuts(t *testing.T) {
 	}
 }
 
-// chattySource is a Source that reports reconnects, as imapsrc does.
+// chattySource is a Source that reports reconnects, as imapsrc does:
+// through the context of the call that reconnected.
 type chattySource struct {
 	*migratetest.Source
-	emit func(migrate.Event)
 }
 
-func (c *chattySource) Observe(f func(migrate.Event)) { c.emit = f }
-func (c *chattySource) Reconnects() int               { return 2 }
 func (c *chattySource) Folders(ctx context.Context) ([]migrate.Folder, error) {
-	c.emit(migrate.Event{Kind: migrate.EventReconnected, Err: errors.New("BYE")})
+	migrate.Notify(ctx, migrate.Event{Kind: migrate.EventReconnected, Err: errors.New("BYE")})
+	migrate.Notify(ctx, migrate.Event{Kind: migrate.EventReconnected, Err: errors.New("BYE")})
 	return c.Source.Folders(ctx)
 }
 
 // throttledSink is a Sink that reports being throttled, as exchange does.
 type throttledSink struct {
 	*migratetest.Sink
-	emit func(migrate.Event)
 }
 
-func (s *throttledSink) Observe(f func(migrate.Event)) { s.emit = f }
 func (s *throttledSink) Put(ctx context.Context, folderID string, m *migrate.Message) (string, error) {
-	s.emit(migrate.Event{Kind: migrate.EventThrottled, Reason: "429", Bytes: 1000})
+	migrate.Notify(ctx, migrate.Event{Kind: migrate.EventThrottled, Reason: "429", Wait: time.Second})
 	return s.Sink.Put(ctx, folderID, m)
 }
 
@@ -192,10 +190,103 @@ func TestEngineBackendEvents(t *testing.T) {
 	rep := eng.Run(context.Background(), migrate.Job{Mailbox: "alice",
 		Source: &chattySource{Source: migratetest.NewSource(fx)}, Sink: &throttledSink{Sink: migratetest.NewSink()}})
 	mr := rep.Mailboxes[0]
-	if kinds[migrate.EventReconnected] != 1 || kinds[migrate.EventThrottled] != fx.Count() || !mailboxes["alice"] || len(mailboxes) != 1 {
+	if kinds[migrate.EventReconnected] != 2 || kinds[migrate.EventThrottled] != fx.Count() || !mailboxes["alice"] || len(mailboxes) != 1 {
 		t.Errorf("events %v, mailboxes %v", kinds, mailboxes)
 	}
 	if mr.Reconnects != 2 || mr.Throttled != fx.Count() {
 		t.Errorf("report: %d reconnects, %d throttled", mr.Reconnects, mr.Throttled)
+	}
+}
+
+// Two Engines running at once on one shared Sink each see the events of
+// their own run and no other's, and a later run sees none of an earlier
+// run's.
+func TestEngineBackendEventsStayWithTheirRun(t *testing.T) {
+	fx := migratetest.Sample()
+	shared := &throttledSink{Sink: migratetest.NewSink()}
+	var mu sync.Mutex
+	seen := map[string]map[string]int{} // engine -> mailbox -> throttled events
+	engine := func(name string) *migrate.Engine {
+		seen[name] = map[string]int{}
+		return migrate.NewEngine(&migrate.Options{OnEvent: func(e migrate.Event) {
+			if e.Kind == migrate.EventThrottled {
+				mu.Lock()
+				seen[name][e.Mailbox]++
+				mu.Unlock()
+			}
+		}})
+	}
+	a, b := engine("a"), engine("b")
+	var wg sync.WaitGroup
+	var repA, repB *migrate.Report
+	wg.Go(func() {
+		repA = a.Run(t.Context(), migrate.Job{Mailbox: "alice", Source: migratetest.NewSource(fx), Sink: shared})
+	})
+	wg.Go(func() {
+		repB = b.Run(t.Context(), migrate.Job{Mailbox: "bob", Source: migratetest.NewSource(fx), Sink: shared})
+	})
+	wg.Wait()
+	want := map[string]map[string]int{"a": {"alice": fx.Count()}, "b": {"bob": fx.Count()}}
+	if !reflect.DeepEqual(seen, want) {
+		t.Errorf("throttled events per engine and mailbox: %v, want %v", seen, want)
+	}
+	if repA.Mailboxes[0].Throttled != fx.Count() || repB.Mailboxes[0].Throttled != fx.Count() {
+		t.Errorf("reports count %d and %d throttles, want %d each", repA.Mailboxes[0].Throttled, repB.Mailboxes[0].Throttled, fx.Count())
+	}
+	// A later run of engine a on the same sink copies nothing and so is
+	// never throttled: nothing of the earlier runs reaches it.
+	seen["a"] = map[string]int{}
+	a.Run(t.Context(), migrate.Job{Mailbox: "alice", Source: migratetest.NewSource(&migratetest.Fixture{}), Sink: shared})
+	if len(seen["a"]) != 0 || len(seen["b"]) != 1 {
+		t.Errorf("events after the runs ended: %v", seen)
+	}
+}
+
+// A flag change the sink refuses is a Problem of its own kind, makes the
+// mailbox "completed with errors", and is tried again on the next pass:
+// the folder's mod-sequence is not recorded past it.
+func TestEngineReportsFlagChangesNotCarried(t *testing.T) {
+	fx := migratetest.Sample()
+	src, sink := migratetest.NewSource(fx), migratetest.NewSink()
+	eng := migrate.NewEngine(nil)
+	job := migrate.Job{Mailbox: "a", Source: src, Sink: sink}
+	eng.Run(t.Context(), job)
+	if err := src.SetFlags("Projects/2024", 2, []migrate.Flag{migrate.FlagSeen}); err != nil {
+		t.Fatal(err)
+	}
+	refused := migrate.ItemError(errors.New("ErrorItemNotFound"))
+	sink.SetFlagsErr = func(string, []migrate.Flag) error { return refused }
+	rep := eng.Run(t.Context(), job)
+	mr := rep.Mailboxes[0]
+	if mr.Status != migrate.StatusCompletedWithErrors || !rep.Lost() || len(mr.Problems) != 1 {
+		t.Fatalf("status %s, problems %+v", mr.Status, mr.Problems)
+	}
+	p := mr.Problems[0]
+	if p.Action != migrate.ActionSetFlags || p.Folder != "Projects/2024" || p.UID != 2 || !errors.Is(p.Err, refused) {
+		t.Errorf("problem %+v", p)
+	}
+	if tot := rep.Totals(); tot.FlagsFailed != 1 || tot.FlagsUpdated != 0 || tot.Failed != 0 {
+		t.Errorf("totals %+v", tot)
+	}
+
+	sink.SetFlagsErr = nil
+	rep = eng.Run(t.Context(), job)
+	if tot := rep.Totals(); tot.FlagsUpdated != 1 || tot.FlagsFailed != 0 || rep.Lost() {
+		t.Errorf("the next pass did not carry the change: %+v", tot)
+	}
+}
+
+// migrate.Mailbox returns the mailbox's own error, so that a caller can
+// tell its kind.
+func TestMailboxReturnsTheMailboxError(t *testing.T) {
+	sink := migratetest.NewSink()
+	sink.PutErr = func(*migrate.Message) error { return migrate.MailboxError(errors.New("ErrorQuotaExceeded")) }
+	rep, err := migrate.Mailbox(t.Context(), "a", migratetest.NewSource(migratetest.Sample()), sink)
+	if !errors.Is(err, migrate.ErrMailbox) || rep.Status != migrate.StatusFailed || !errors.Is(rep.Err, migrate.ErrMailbox) {
+		t.Errorf("Mailbox = %s, %v", rep.Status, err)
+	}
+	_, err = migrate.Mailbox(t.Context(), "b", migratetest.NewSource(migratetest.Sample()), migratetest.NewSink())
+	if err != nil {
+		t.Errorf("a clean mailbox: %v", err)
 	}
 }

@@ -1,29 +1,79 @@
-// Package migrate moves mailboxes from a Source (an IMAP server, say) to a
-// Sink (an Exchange Online mailbox, say) and reports what it did.
+// Package migrate moves mailboxes from a [Source] (an IMAP server, say) to
+// a [Sink] (an Exchange Online mailbox, say) and reports what it did.
 //
-// The package holds the contracts and the Engine that drives them; it imports
-// no backend. Backends live in their own packages (imapsrc, exchange) and
-// assert their conformance at compile time:
+// The package holds the contracts and the [Engine] that drives them; it
+// imports no backend. Backends live in their own packages (imapsrc,
+// exchange) and assert their conformance at compile time:
 //
 //	var _ migrate.Source = (*imapsrc.Source)(nil)
 //
-// The flow of one mailbox:
+// # The flow of one mailbox
 //
 //	Source.Folders ─► FolderMapper ─► Sink.EnsureFolder (parents first, cached)
-//	per folder:
-//	  Source.List (metadata only) ─► State (already copied?) ─► filters ─► Deduper
-//	  ─► Source.Fetch (streamed bodies) ─► Limiter ─► Sink.Put ─► State.Commit
-//	  flags changed since the last pass ─► FlagSetter.SetFlags (if the sink can)
+//	per folder, read one of three ways:
+//	  first pass:  UIDLister.UIDs ─► Source.Fetch (metadata comes with each body)
+//	  delta pass:  ChangeLister.ListChanges (or nothing, if HIGHESTMODSEQ has not moved)
+//	  otherwise:   Source.List (metadata only)
+//	  ─► State (already copied?) ─► Filter ─► Deduper
+//	  ─► Source.Fetch (streamed bodies) ─► Limiter ─► State.Begin ─► Sink.Put ─► State.Commit
+//	  flags changed since the last pass ─► BatchFlagSetter / FlagSetter ─► State.Commit
 //	Report (+ Events all along)
 //
-// A source message is identified by its SourceID: folder name, UIDVALIDITY
-// and UID. The State records which identities were committed; a sink that
-// implements WatermarkFinder stamps every item with its SourceID so that a
-// crash between Put and Commit is repaired on the next run instead of
-// producing a duplicate.
+// A source message is identified by its [SourceID]: folder name,
+// UIDVALIDITY and UID. The [State] records which identities were begun and
+// committed, so that a rerun copies only what is new (an incremental
+// sync).
 //
-// Errors are classified with sentinel kinds matched by errors.Is: ErrItem
-// (skip that message and report it), ErrTransient (the backend retries; the
-// engine treats an exhausted retry as an item failure), ErrMailbox (stop
-// this mailbox; the batch goes on).
+// # Required and optional capabilities
+//
+// A backend must implement [Source] or [Sink]. Everything else is
+// optional: the Engine finds it with a type assertion on the Source or
+// Sink of the [Job], as database/sql finds a driver's optional interfaces,
+// and does without it when it is missing:
+//
+//   - [UIDLister] (Source): a folder's first pass lists UIDs alone and
+//     learns each message's metadata from Fetch, reading the folder once.
+//     Without it, or when a [Filter] is set, the first pass calls
+//     Source.List first.
+//   - [ChangeLister] (Source): a later pass lists only what changed since
+//     the last complete pass (IMAP CONDSTORE). Without it, or when it
+//     returns an error matching [ErrNoModSeq], every later pass lists the
+//     whole folder with Source.List and compares it with the State.
+//   - [BatchFlagSetter] (Sink): flag changes found by a later pass are
+//     carried in batches (Graph's $batch). Without it, the Engine uses
+//     [FlagSetter] one item at a time.
+//   - [FlagSetter] (Sink): flag changes are carried item by item. A sink
+//     with neither keeps the flags each item had when it was copied: later
+//     changes on the source are not carried, and the report does not list
+//     them.
+//   - [WatermarkFinder] (Sink): the sink stamps each item with its
+//     SourceID and finds it again, so that a copy begun but never committed
+//     (a crash between Put and Commit) is adopted instead of copied again.
+//   - [MessageIDFinder] (Sink): the second way to find such a copy, by
+//     Message-ID. A sink with neither gets such messages copied again.
+//
+// Backends report events of their own ([EventThrottled],
+// [EventReconnected]) with [Notify] on the context the Engine passed to the
+// call. The Engine gives each mailbox run its own observer ([WithObserver]),
+// so events reach the run that caused them, even when several runs or
+// Engines share one backend; it counts them into [MailboxReport].Throttled
+// and Reconnects.
+//
+// # Errors
+//
+// Errors are classified with sentinel kinds matched by errors.Is:
+// [ErrItem] (skip that message and report it), [ErrTransient] (the backend
+// retries; the Engine treats an exhausted retry as an item failure),
+// [ErrMailbox] (stop this mailbox; the batch goes on). Reports keep each
+// error as a value (Err, not serialized) beside its text (Error or Reason,
+// serialized), so that an embedding program can branch on the kind:
+//
+//	if errors.Is(report.Err, migrate.ErrMailbox) { ... }
+//
+// # Concurrency
+//
+// [Options].MaxMailboxes mailboxes run at once. Within a mailbox, one
+// goroutine lists and fetches while up to [Options].MaxPutsPerMailbox
+// Puts run at once, holding at most [Options].MaxBytesInFlightPerMailbox
+// bytes of bodies. Limits across the package are named Max<What>[Per<Scope>].
 package migrate

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Job is one mailbox to migrate: where from, where to, and its name in
@@ -33,27 +35,28 @@ func NewEngine(opts *Options) *Engine {
 func Mailbox(ctx context.Context, name string, src Source, dst Sink) (*MailboxReport, error) {
 	r := NewEngine(nil).Migrate(ctx, Job{Mailbox: name, Source: src, Sink: dst})
 	if r.Status == StatusFailed {
-		return r, errors.New(r.Err)
+		return r, r.Err
 	}
 	return r, nil
 }
 
-// Run migrates every job, Options.Mailboxes at a time, and reports on all
-// of them. A failed mailbox does not stop the others. Run returns early
-// (with what was done so far) only when ctx is cancelled.
+// Run migrates every job, Options.MaxMailboxes at a time, and reports on
+// all of them. A failed mailbox does not stop the others. When ctx is
+// cancelled, the mailboxes in progress stop at once and every job not yet
+// begun is still started but fails at its first step, so the report has an
+// entry for each job, in order, with ctx's error for those that did not
+// finish.
 func (e *Engine) Run(ctx context.Context, jobs ...Job) *Report {
 	rep := &Report{Started: time.Now(), Mailboxes: make([]*MailboxReport, len(jobs))}
-	sem := make(chan struct{}, e.opts.Mailboxes)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(e.opts.MaxMailboxes)
 	for i, job := range jobs {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		g.Go(func() error {
 			rep.Mailboxes[i] = e.Migrate(ctx, job)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	g.Wait() // every job's outcome is in its report
 	rep.Finished = time.Now()
 	return rep
 }
@@ -63,28 +66,22 @@ func (e *Engine) Migrate(ctx context.Context, job Job) *MailboxReport {
 	m := &mailboxRun{Engine: e, job: job, rep: &MailboxReport{Mailbox: job.Mailbox, Started: time.Now()},
 		folderIDs: map[string]string{}}
 	m.emit(Event{Kind: EventMailboxStarted})
-	for _, backend := range []any{job.Source, job.Sink} {
-		if o, ok := backend.(Observable); ok {
-			o.Observe(m.emit)
-		}
-	}
-	err := m.run(ctx)
+	// Backends report their own events through the context, so that they
+	// reach this run and no other.
+	err := m.run(WithObserver(ctx, m.emit))
 	m.rep.Finished = time.Now()
-	if rc, ok := job.Source.(ReconnectCounter); ok {
-		m.rep.Reconnects = rc.Reconnects()
-	}
-	m.rep.Throttled = m.throttled
+	m.rep.Throttled, m.rep.Reconnects = m.throttled, m.reconnects
 	switch {
 	case err != nil:
 		m.rep.Status = StatusFailed
-		m.rep.Err = err.Error()
-	case m.failures > 0 || m.folderFailures > 0:
+		m.rep.Err, m.rep.Error = err, err.Error()
+	case m.failures > 0 || m.flagFailures > 0 || m.folderFailures > 0:
 		m.rep.Status = StatusCompletedWithErrors
 	default:
 		m.rep.Status = StatusCompleted
 	}
 	m.emit(Event{Kind: EventMailboxDone, Err: err})
-	e.opts.Logger.Info("mailbox done", "mailbox", job.Mailbox, "status", m.rep.Status, "error", m.rep.Err)
+	e.opts.Logger.Info("mailbox done", "mailbox", job.Mailbox, "status", m.rep.Status, "error", m.rep.Error)
 	return m.rep
 }
 
@@ -97,17 +94,26 @@ type mailboxRun struct {
 	roles          map[string]Role   // target path key -> role, from the mapping
 	folderFailures int
 
-	mu        sync.Mutex // guards what the Put workers change: failures, rep.Problems, rep.Throttled
-	failures  int
-	throttled int
+	// mu guards what the Put workers and backend events change: failures,
+	// rep.Problems, throttled and reconnects.
+	mu           sync.Mutex
+	failures     int // messages not copied (the bad-item limit counts these)
+	flagFailures int // flag changes not carried
+	throttled    int
+	reconnects   int
 }
 
 func (m *mailboxRun) emit(ev Event) {
 	ev.Time = time.Now()
 	ev.Mailbox = m.job.Mailbox
-	if ev.Kind == EventThrottled {
+	switch ev.Kind {
+	case EventThrottled, EventReconnected:
 		m.mu.Lock()
-		m.throttled++
+		if ev.Kind == EventThrottled {
+			m.throttled++
+		} else {
+			m.reconnects++
+		}
 		m.mu.Unlock()
 	}
 	m.eventMu.Lock()
@@ -141,7 +147,7 @@ func (m *mailboxRun) run(ctx context.Context) error {
 			continue
 		}
 		if err := m.copyFolder(ctx, f, t, fr); err != nil {
-			fr.Err = err.Error()
+			fr.Err, fr.Error = err, err.Error()
 			m.emit(Event{Kind: EventFolderDone, Folder: f.Name, Target: t.Key(), Err: err})
 			if errors.Is(err, ErrMailbox) || errors.Is(err, ErrBadItemLimit) || ctx.Err() != nil {
 				return err

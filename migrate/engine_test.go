@@ -176,15 +176,16 @@ func TestEngineItemFailuresAndBadItemLimit(t *testing.T) {
 	if mr.Status != migrate.StatusCompletedWithErrors || len(mr.Problems) != 2 || sink.Puts != fx.Count()-2 {
 		t.Fatalf("status %s, problems %+v, puts %d", mr.Status, mr.Problems, sink.Puts)
 	}
-	if p := mr.Problems[0]; p.Folder != "INBOX" || p.UID != 2 || !strings.Contains(p.Reason, "ErrorMimeContentInvalid") {
+	if p := mr.Problems[0]; p.Folder != "INBOX" || p.UID != 2 || p.Action != migrate.ActionCopy ||
+		!strings.Contains(p.Reason, "ErrorMimeContentInvalid") || !errors.Is(p.Err, migrate.ErrItem) {
 		t.Errorf("problem %+v", p)
 	}
 
 	sink = migratetest.NewSink()
 	sink.PutErr = reject
 	rep = migrate.NewEngine(&migrate.Options{BadItemLimit: 1}).Run(context.Background(), migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: sink})
-	if mr := rep.Mailboxes[0]; mr.Status != migrate.StatusFailed || !strings.Contains(mr.Err, "bad item limit") {
-		t.Errorf("with BadItemLimit 1: %s %q", mr.Status, mr.Err)
+	if mr := rep.Mailboxes[0]; mr.Status != migrate.StatusFailed || !errors.Is(mr.Err, migrate.ErrBadItemLimit) || !strings.Contains(mr.Error, "bad item limit") {
+		t.Errorf("with BadItemLimit 1: %s %q", mr.Status, mr.Error)
 	}
 }
 
@@ -193,17 +194,17 @@ func TestEngineMailboxErrorStopsOnlyThatMailbox(t *testing.T) {
 	full.PutErr = func(*migrate.Message) error { return migrate.MailboxError(errors.New("ErrorQuotaExceeded")) }
 	ok := migratetest.NewSink()
 	fx := migratetest.Sample()
-	rep := migrate.NewEngine(&migrate.Options{Mailboxes: 2}).Run(context.Background(),
+	rep := migrate.NewEngine(&migrate.Options{MaxMailboxes: 2}).Run(context.Background(),
 		migrate.Job{Mailbox: "full", Source: migratetest.NewSource(fx), Sink: full},
 		migrate.Job{Mailbox: "ok", Source: migratetest.NewSource(fx), Sink: ok})
-	if rep.Mailboxes[0].Status != migrate.StatusFailed || !strings.Contains(rep.Mailboxes[0].Err, "ErrorQuotaExceeded") {
-		t.Errorf("full mailbox: %s %q", rep.Mailboxes[0].Status, rep.Mailboxes[0].Err)
+	if mr := rep.Mailboxes[0]; mr.Status != migrate.StatusFailed || !errors.Is(mr.Err, migrate.ErrMailbox) || !strings.Contains(mr.Error, "ErrorQuotaExceeded") {
+		t.Errorf("full mailbox: %s %q", mr.Status, mr.Error)
 	}
 	if full.Puts != 0 || len(rep.Mailboxes[0].Problems) != 0 {
 		t.Errorf("full mailbox went on after a mailbox error: %d puts", full.Puts)
 	}
 	if rep.Mailboxes[1].Status != migrate.StatusCompleted {
-		t.Errorf("other mailbox: %s %q", rep.Mailboxes[1].Status, rep.Mailboxes[1].Err)
+		t.Errorf("other mailbox: %s %q", rep.Mailboxes[1].Status, rep.Mailboxes[1].Error)
 	}
 	checkCopied(t, fx, ok)
 }
@@ -220,8 +221,8 @@ func TestEngineUIDValidityChange(t *testing.T) {
 		t.Errorf("INBOX copied again after its UIDVALIDITY changed: %d puts", sink.Puts)
 	}
 	mr := rep.Mailboxes[0]
-	if mr.Status != migrate.StatusCompletedWithErrors || !strings.Contains(mr.Folders[0].Err, "UIDVALIDITY") {
-		t.Errorf("report: %s, INBOX error %q", mr.Status, mr.Folders[0].Err)
+	if mr.Status != migrate.StatusCompletedWithErrors || !errors.Is(mr.Folders[0].Err, migrate.ErrUIDValidityChanged) {
+		t.Errorf("report: %s, INBOX error %q", mr.Status, mr.Folders[0].Error)
 	}
 }
 
@@ -260,7 +261,7 @@ func TestEngineReportsVanishedMessages(t *testing.T) {
 		}
 		return nil
 	}
-	rep := migrate.NewEngine(&migrate.Options{FetchBatch: 1}).Run(context.Background(), migrate.Job{Mailbox: "a", Source: src, Sink: sink})
+	rep := migrate.NewEngine(&migrate.Options{MaxUIDsPerFetch: 1}).Run(context.Background(), migrate.Job{Mailbox: "a", Source: src, Sink: sink})
 	if tot := rep.Totals(); tot.Vanished != 1 || tot.Copied != fx.Count()-1 || rep.Lost() {
 		t.Errorf("totals %+v, status %s", tot, rep.Mailboxes[0].Status)
 	}

@@ -20,8 +20,9 @@ const (
 	EventFlagsUpdated              // a delta pass carried changed flags
 	EventFolderDone                // a source folder is done (Err set if it failed)
 	EventMailboxDone               // a mailbox is done (Err set if it failed)
-	EventThrottled                 // the sink was told to slow down (Reason; Bytes: the wait in milliseconds)
+	EventThrottled                 // the sink was told to slow down (Reason; Wait: how long it pauses)
 	EventReconnected               // the source reopened a dropped connection (Err: why)
+	EventFlagsFailed               // a delta pass could not carry a message's changed flags; Err says why
 )
 
 var eventNames = map[EventKind]string{
@@ -30,7 +31,7 @@ var eventNames = map[EventKind]string{
 	EventMessageSkipped: "message-skipped", EventMessageFailed: "message-failed",
 	EventMessageRepaired: "message-repaired", EventFlagsUpdated: "flags-updated",
 	EventFolderDone: "folder-done", EventMailboxDone: "mailbox-done",
-	EventThrottled: "throttled", EventReconnected: "reconnected",
+	EventThrottled: "throttled", EventReconnected: "reconnected", EventFlagsFailed: "flags-failed",
 }
 
 // String returns the kind's name, such as "message-copied".
@@ -52,6 +53,8 @@ type Event struct {
 	UID     uint32
 	Bytes   int64
 	Count   int
-	Reason  string
-	Err     error
+	// Wait is how long the backend pauses (EventThrottled).
+	Wait   time.Duration
+	Reason string
+	Err    error
 }

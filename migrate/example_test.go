@@ -29,7 +29,7 @@ func ExampleMailbox() {
 func ExampleEngine_Run() {
 	state := migrate.NewMemoryState() // migrate.OpenFileState(path) keeps it across processes
 	eng := migrate.NewEngine(&migrate.Options{
-		Mailboxes:    8,
+		MaxMailboxes: 8,
 		State:        state,
 		BadItemLimit: 10,
 		OnEvent: func(e migrate.Event) {

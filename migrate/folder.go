@@ -1,6 +1,9 @@
 package migrate
 
-import "strings"
+import (
+	"maps"
+	"strings"
+)
 
 // Role is the special purpose of a folder: its RFC 6154 SPECIAL-USE
 // attribute on IMAP, its well-known name on Exchange.
@@ -74,41 +77,53 @@ type FolderMapperFunc func(folders []Folder) ([]Target, error)
 // MapFolders calls f.
 func (f FolderMapperFunc) MapFolders(folders []Folder) ([]Target, error) { return f(folders) }
 
-// RoleNames are the display names DefaultMapper gives the folders that have
-// a role: Outlook's English names, which Exchange shows localized anyway.
-var RoleNames = map[Role]string{
-	RoleInbox:   "Inbox",
-	RoleSent:    "Sent Items",
-	RoleDrafts:  "Drafts",
-	RoleTrash:   "Deleted Items",
-	RoleJunk:    "Junk Email",
-	RoleArchive: "Archive",
+// DefaultRoleNames returns the display names DefaultMapper gives the
+// folders that have a role: Outlook's English names, which Exchange shows
+// localized anyway. Each call returns a new map, which the caller may
+// change and give to NewRoleMapper.
+func DefaultRoleNames() map[Role]string {
+	return map[Role]string{
+		RoleInbox:   "Inbox",
+		RoleSent:    "Sent Items",
+		RoleDrafts:  "Drafts",
+		RoleTrash:   "Deleted Items",
+		RoleJunk:    "Junk Email",
+		RoleArchive: "Archive",
+	}
 }
 
-// DefaultMapper maps folders the way Exchange's own IMAP migration does:
-// a folder with a role (Inbox, Sent, Drafts, Trash, Junk, Archive) goes to
-// the sink's well-known folder for that role; every other folder keeps its
-// path, with any ancestor that has a role replaced by the well-known
-// folder's name ("INBOX/Projects" lands in Inbox/Projects). Virtual folders
-// (\All, \Flagged) keep their names as ordinary folders. When two source
-// folders claim the same role, the first (in source order) takes it and
-// the other stays an ordinary folder under its own name.
-var DefaultMapper FolderMapper = FolderMapperFunc(defaultMap)
+// DefaultMapper returns the FolderMapper that maps folders the way
+// Exchange's own IMAP migration does: NewRoleMapper(DefaultRoleNames()).
+func DefaultMapper() FolderMapper { return NewRoleMapper(DefaultRoleNames()) }
 
-func defaultMap(folders []Folder) ([]Target, error) {
+// NewRoleMapper returns a FolderMapper that sends a folder with a role in
+// names (Inbox, Sent, Drafts, Trash, Junk, Archive) to the sink's
+// well-known folder for that role, named names[role]; every other folder
+// keeps its path, with any ancestor that has a role replaced by that
+// role's name ("INBOX/Projects" lands in Inbox/Projects). Folders whose
+// role is not in names (such as the virtual \All and \Flagged) keep their
+// names as ordinary folders. When two source folders claim the same role,
+// the first (in source order) takes it and the other stays an ordinary
+// folder under its own name. The mapper keeps its own copy of names.
+func NewRoleMapper(names map[Role]string) FolderMapper {
+	names = maps.Clone(names)
+	return FolderMapperFunc(func(folders []Folder) ([]Target, error) { return mapByRole(names, folders) })
+}
+
+func mapByRole(roleNames map[Role]string, folders []Folder) ([]Target, error) {
 	byPath := make(map[string]*Folder, len(folders))
 	roleTaken := map[Role]string{}
 	for i := range folders {
 		f := &folders[i]
 		byPath[strings.Join(f.Path, "\x00")] = f
-		if _, ok := RoleNames[f.Role]; ok && len(f.Path) > 0 {
+		if _, ok := roleNames[f.Role]; ok && len(f.Path) > 0 {
 			if _, taken := roleTaken[f.Role]; !taken {
 				roleTaken[f.Role] = f.Name
 			}
 		}
 	}
 	hasRole := func(f *Folder) bool {
-		_, ok := RoleNames[f.Role]
+		_, ok := roleNames[f.Role]
 		return ok && roleTaken[f.Role] == f.Name
 	}
 	out := make([]Target, len(folders))
@@ -119,14 +134,14 @@ func defaultMap(folders []Folder) ([]Target, error) {
 			continue
 		}
 		if hasRole(f) {
-			out[i] = Target{Path: []string{RoleNames[f.Role]}, Role: f.Role}
+			out[i] = Target{Path: []string{roleNames[f.Role]}, Role: f.Role}
 			continue
 		}
 		path := append([]string(nil), f.Path...)
 		// The deepest ancestor with a role replaces its whole prefix.
 		for n := len(f.Path) - 1; n > 0; n-- {
 			if a, ok := byPath[strings.Join(f.Path[:n], "\x00")]; ok && hasRole(a) {
-				path = append([]string{RoleNames[a.Role]}, f.Path[n:]...)
+				path = append([]string{roleNames[a.Role]}, f.Path[n:]...)
 				break
 			}
 		}

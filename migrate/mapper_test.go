@@ -17,7 +17,7 @@ func TestDefaultMapper(t *testing.T) {
 		{Name: "[Gmail]/All Mail", Path: []string{"[Gmail]", "All Mail"}, Role: migrate.RoleAll},
 		{Name: "Gesendet", Path: []string{"Gesendet", "Privat"}},
 	}
-	got, err := migrate.DefaultMapper.MapFolders(folders)
+	got, err := migrate.DefaultMapper().MapFolders(folders)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,5 +34,22 @@ func TestDefaultMapper(t *testing.T) {
 		if !slices.Equal(got[i].Path, want[i].Path) || got[i].Role != want[i].Role || got[i].Skip {
 			t.Errorf("%s -> %+v, want %+v", folders[i].Name, got[i], want[i])
 		}
+	}
+}
+
+// NewRoleMapper takes localized names and keeps its own copy of them;
+// DefaultRoleNames hands out a fresh map each time, so that no caller can
+// change another's mapping.
+func TestRoleMapperNamesAreItsOwn(t *testing.T) {
+	names := migrate.DefaultRoleNames()
+	names[migrate.RoleSent] = "Gesendete Elemente"
+	mapper := migrate.NewRoleMapper(names)
+	names[migrate.RoleSent] = "changed after the mapper was made"
+	got, err := mapper.MapFolders([]migrate.Folder{{Name: "Sent", Path: []string{"Sent"}, Role: migrate.RoleSent}})
+	if err != nil || !slices.Equal(got[0].Path, []string{"Gesendete Elemente"}) || got[0].Role != migrate.RoleSent {
+		t.Errorf("localized mapper: %+v, %v", got, err)
+	}
+	if migrate.DefaultRoleNames()[migrate.RoleSent] != "Sent Items" {
+		t.Errorf("DefaultRoleNames changed by a caller's edit")
 	}
 }

@@ -43,15 +43,12 @@ type MessageInfo struct {
 
 // HasFlag reports whether the message carries flag f (case-insensitively,
 // as IMAP compares flags).
-func (m *MessageInfo) HasFlag(f Flag) bool { return hasFlag(m.Flags, f) }
+func (m *MessageInfo) HasFlag(f Flag) bool { return ContainsFlag(m.Flags, f) }
 
-func hasFlag(flags []Flag, f Flag) bool {
-	for _, g := range flags {
-		if equalFold(string(g), string(f)) {
-			return true
-		}
-	}
-	return false
+// ContainsFlag reports whether flags holds f, compared case-insensitively
+// as IMAP compares flags and keywords (RFC 9051 section 2.3.2).
+func ContainsFlag(flags []Flag, f Flag) bool {
+	return slices.ContainsFunc(flags, func(g Flag) bool { return strings.EqualFold(string(g), string(f)) })
 }
 
 // SameFlags reports whether a and b hold the same flags, in any order and
@@ -61,7 +58,7 @@ func SameFlags(a, b []Flag) bool {
 		return false
 	}
 	for _, f := range a {
-		if !hasFlag(b, f) {
+		if !ContainsFlag(b, f) {
 			return false
 		}
 	}
@@ -73,25 +70,6 @@ func SortedFlags(flags []Flag) []Flag {
 	out := slices.Clone(flags)
 	slices.Sort(out)
 	return out
-}
-
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		ca, cb := a[i], b[i]
-		if 'A' <= ca && ca <= 'Z' {
-			ca += 'a' - 'A'
-		}
-		if 'A' <= cb && cb <= 'Z' {
-			cb += 'a' - 'A'
-		}
-		if ca != cb {
-			return false
-		}
-	}
-	return true
 }
 
 // SourceID identifies a source message for as long as its folder keeps its

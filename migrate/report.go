@@ -29,13 +29,18 @@ type Report struct {
 
 // MailboxReport is the outcome of one mailbox.
 type MailboxReport struct {
-	Mailbox  string          `json:"mailbox"`
-	Status   Status          `json:"status"`
-	Err      string          `json:"error,omitempty"`
+	Mailbox string `json:"mailbox"`
+	Status  Status `json:"status"`
+	// Err is why the mailbox failed (StatusFailed), as a value that
+	// errors.Is and errors.As can examine; Error is its text, which is
+	// what survives JSON.
+	Err      error           `json:"-"`
+	Error    string          `json:"error,omitempty"`
 	Started  time.Time       `json:"started"`
 	Finished time.Time       `json:"finished"`
 	Folders  []*FolderReport `json:"folders"`
-	// Problems lists every message that was not copied, with the reason.
+	// Problems lists every message that was not copied, or whose changed
+	// flags were not carried, with the reason.
 	Problems []Problem `json:"problems,omitempty"`
 	// Reconnects is how many times the source reopened a dropped connection.
 	Reconnects int `json:"reconnects"`
@@ -64,6 +69,9 @@ type FolderReport struct {
 	Duplicates int `json:"duplicates"`
 	// Failed could not be copied (see the mailbox's Problems).
 	Failed int `json:"failed"`
+	// FlagsFailed are items whose changed flags could not be carried (see
+	// the mailbox's Problems); the next pass tries them again.
+	FlagsFailed int `json:"flagsFailed"`
 	// Vanished were listed but gone from the source when fetched.
 	Vanished int `json:"vanished"`
 	// FlagsUpdated is the number of sink items whose flags a delta pass changed.
@@ -74,16 +82,31 @@ type FolderReport struct {
 	// "changes" (only what changed since the last complete pass, see
 	// ChangeLister) or "unchanged" (its mod-sequence had not moved).
 	Pass string `json:"pass,omitempty"`
-	Err  string `json:"error,omitempty"`
+	// Err is why the folder failed, as a value; Error is its text.
+	Err   error  `json:"-"`
+	Error string `json:"error,omitempty"`
 }
 
-// Problem is a message that was not copied.
+// The actions a Problem reports on.
+const (
+	ActionCopy     = "copy"      // the message was not copied
+	ActionSetFlags = "set flags" // the copied item's changed flags were not carried
+)
+
+// Problem is a message that was not copied, or whose changed flags were
+// not carried.
 type Problem struct {
 	Folder    string `json:"folder"`
 	UID       uint32 `json:"uid"`
 	MessageID string `json:"messageId,omitempty"`
 	Size      int64  `json:"size"`
-	Reason    string `json:"reason"`
+	// Action is what failed: ActionCopy or ActionSetFlags.
+	Action string `json:"action"`
+	// Err is the backend's error, as a value that errors.Is and errors.As
+	// can examine (for example against ErrItem); Reason is its text, which
+	// is what survives JSON.
+	Err    error  `json:"-"`
+	Reason string `json:"reason"`
 }
 
 // Totals sums the folder reports of every mailbox.
@@ -114,6 +137,7 @@ func add(t, f *FolderReport) {
 	t.Filtered += f.Filtered
 	t.Duplicates += f.Duplicates
 	t.Failed += f.Failed
+	t.FlagsFailed += f.FlagsFailed
 	t.Vanished += f.Vanished
 	t.FlagsUpdated += f.FlagsUpdated
 }
@@ -140,16 +164,16 @@ func (r *Report) WriteJSON(w io.Writer) error {
 func (r *Report) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"Mailbox", "Status", "SourceFolder", "TargetFolder", "Listed", "Copied", "Bytes",
-		"AlreadyCopied", "Repaired", "Filtered", "Duplicates", "Failed", "Vanished", "FlagsUpdated", "Error"})
+		"AlreadyCopied", "Repaired", "Filtered", "Duplicates", "Failed", "Vanished", "FlagsUpdated", "FlagsFailed", "Error"})
 	itoa := strconv.Itoa
 	for _, m := range r.Mailboxes {
 		for _, f := range m.Folders {
 			cw.Write([]string{m.Mailbox, string(m.Status), f.Source, f.Target, itoa(f.Listed), itoa(f.Copied),
 				strconv.FormatInt(f.Bytes, 10), itoa(f.AlreadyCopied), itoa(f.Repaired), itoa(f.Filtered),
-				itoa(f.Duplicates), itoa(f.Failed), itoa(f.Vanished), itoa(f.FlagsUpdated), f.Err})
+				itoa(f.Duplicates), itoa(f.Failed), itoa(f.Vanished), itoa(f.FlagsUpdated), itoa(f.FlagsFailed), f.Error})
 		}
 		if len(m.Folders) == 0 {
-			cw.Write([]string{m.Mailbox, string(m.Status), "", "", "", "", "", "", "", "", "", "", "", "", m.Err})
+			cw.Write([]string{m.Mailbox, string(m.Status), "", "", "", "", "", "", "", "", "", "", "", "", "", m.Error})
 		}
 	}
 	cw.Flush()
@@ -165,8 +189,8 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(tw, "Mailbox %s: %s — %d copied (%s), %d already there, %d failed, in %s\n",
 			m.Mailbox, m.Status, t.Copied, FormatBytes(t.Bytes), t.AlreadyCopied+t.Repaired, t.Failed,
 			m.Finished.Sub(m.Started).Round(time.Millisecond))
-		if m.Err != "" {
-			fmt.Fprintf(tw, "  error: %s\n", m.Err)
+		if m.Error != "" {
+			fmt.Fprintf(tw, "  error: %s\n", m.Error)
 		}
 		fmt.Fprintf(tw, "  source folder\ttarget folder\tlisted\tcopied\tbytes\tskipped\tfailed\t\n")
 		for _, f := range m.Folders {
@@ -176,10 +200,14 @@ func (r *Report) WriteText(w io.Writer) error {
 			}
 			skipped := f.AlreadyCopied + f.Repaired + f.Filtered + f.Duplicates + f.Vanished
 			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s\t%d\t%d\t%s\n", f.Source, target, f.Listed, f.Copied,
-				FormatBytes(f.Bytes), skipped, f.Failed, f.Err)
+				FormatBytes(f.Bytes), skipped, f.Failed+f.FlagsFailed, f.Error)
 		}
 		for _, p := range m.Problems {
-			fmt.Fprintf(tw, "  not copied: %s UID %d %s (%s): %s\n", p.Folder, p.UID, p.MessageID, FormatBytes(p.Size), p.Reason)
+			what := "not copied"
+			if p.Action == ActionSetFlags {
+				what = "flags not carried"
+			}
+			fmt.Fprintf(tw, "  %s: %s UID %d %s (%s): %s\n", what, p.Folder, p.UID, p.MessageID, FormatBytes(p.Size), p.Reason)
 		}
 	}
 	return tw.Flush()

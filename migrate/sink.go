@@ -3,8 +3,9 @@ package migrate
 import "context"
 
 // A Sink writes one mailbox. Its methods may be called from several
-// goroutines at once: the Engine keeps up to Options.PutsPerMailbox Puts
-// in flight per mailbox.
+// goroutines at once: the Engine keeps up to Options.MaxPutsPerMailbox
+// Puts in flight per mailbox. The optional capabilities a Sink may add are
+// listed in the package documentation.
 type Sink interface {
 	// EnsureFolder returns the id of the folder named name under the folder
 	// parentID ("" is the mailbox root), creating it if needed. With a role,
@@ -13,16 +14,21 @@ type Sink interface {
 	// arguments returns the same id.
 	EnsureFolder(ctx context.Context, parentID, name string, role Role) (string, error)
 
-	// Put stores message m in folder folderID, exactly as read from m.Body,
-	// with its flags and its InternalDate as received date, and returns the
-	// new item's id. A message the sink refuses returns an error matching
+	// Put stores message m in folder folderID, made from the bytes read
+	// from m.Body, with its flags, and returns the new item's id. A sink
+	// keeps the message's bytes and its InternalDate (as received date) as
+	// far as its target allows, and documents what it cannot keep: the
+	// exchange sink, for one, keeps the exact bytes or the received date,
+	// not always both. A message the sink refuses returns an error matching
 	// ErrItem; a full or missing mailbox one matching ErrMailbox.
 	Put(ctx context.Context, folderID string, m *Message) (string, error)
 }
 
 // A FlagSetter is a Sink that can change the flags of an item it holds; the
 // Engine uses it to carry flag changes in delta passes. Without it, flag
-// changes after the first copy are not carried (and the report says so).
+// changes after the first copy are not carried, and nothing reports them.
+// A change that SetFlags refuses is reported as a Problem with
+// ActionSetFlags and tried again on the next pass.
 type FlagSetter interface {
 	SetFlags(ctx context.Context, itemID string, flags []Flag) error
 }

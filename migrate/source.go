@@ -34,19 +34,6 @@ type ChangeLister interface {
 	ListChanges(ctx context.Context, f Folder, since uint64, fn func(MessageInfo) error) error
 }
 
-// An Observable backend reports events of its own (EventThrottled,
-// EventReconnected) through the function the Engine gives it once, before
-// a job uses it. The Engine fills in Mailbox and Time.
-type Observable interface {
-	Observe(func(Event))
-}
-
-// A ReconnectCounter is a Source that counts the connections it had to
-// reopen; the Engine puts the count in the MailboxReport.
-type ReconnectCounter interface {
-	Reconnects() int
-}
-
 // A UIDLister is a Source that can list a folder's UIDs alone, far faster
 // than List (IMAP's UID SEARCH ALL against a UID FETCH of every message's
 // metadata). The Engine uses it for a folder's first pass, when nothing is

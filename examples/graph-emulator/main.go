@@ -32,7 +32,10 @@ import (
 
 type userList []string
 
+// String returns the users comma-separated (flag.Value).
 func (u *userList) String() string { return strings.Join(*u, ",") }
+
+// Set adds the comma-separated users of v (flag.Value).
 func (u *userList) Set(v string) error {
 	for _, s := range strings.Split(v, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -60,11 +63,11 @@ func main() {
 	if *throttle && *budgetsFlag == "" {
 		*budgetsFlag = "default"
 	}
-	budgets, err := parseBudgets(*budgetsFlag)
+	budget, err := parseBudget(*budgetsFlag)
 	if err != nil {
 		log.Fatalf("graph-emulator: -budgets: %v", err)
 	}
-	opts.Budgets = budgets
+	opts.Budget = budget
 	// The emulator is an http.Handler; NewServer would pick its own port,
 	// so serve the handler of an unstarted emulator on the chosen address.
 	emu := exchangetest.NewServer(opts)
@@ -82,10 +85,10 @@ func main() {
 	fmt.Printf("Graph emulator listening on %s\n", url)
 	fmt.Printf("  Graph base URLs: %s/v1.0  and  %s/beta\n", url, url)
 	fmt.Printf("  mailboxes: %s\n", strings.Join(users, ", "))
-	if b := emu.Budgets(); b != nil {
+	if b := emu.Budget(); b != nil {
 		fmt.Printf("  budgets per mailbox: %d concurrent, %d requests per %v, %d bytes per %v\n",
-			b.Concurrent, b.RequestsPer10Min, scaled(exchangetest.RequestWindow, emu.TimeScale()),
-			b.UploadBytesPer5Min, scaled(exchangetest.UploadWindow, emu.TimeScale()))
+			b.MaxConcurrentRequests, b.MaxRequestsPerWindow, scaled(exchangetest.RequestWindow, emu.TimeScale()),
+			b.MaxUploadBytesPerWindow, scaled(exchangetest.UploadWindow, emu.TimeScale()))
 	}
 	if *token != "" {
 		fmt.Printf("  token: send \"Authorization: Bearer %s\"\n", *token)
@@ -109,16 +112,18 @@ func main() {
 	fmt.Println("stopped")
 }
 
-// parseBudgets reads -budgets: "" (none), "default", or a comma-separated
-// list of concurrent=N, requests=N and upload=BYTES.
-func parseBudgets(v string) (*exchangetest.Budgets, error) {
+// parseBudget reads -budgets: "" (none), "default", or a comma-separated
+// list of concurrent=N (Budget.MaxConcurrentRequests), requests=N
+// (Budget.MaxRequestsPerWindow) and upload=BYTES
+// (Budget.MaxUploadBytesPerWindow).
+func parseBudget(v string) (*exchangetest.Budget, error) {
 	switch strings.TrimSpace(v) {
 	case "", "off", "none":
 		return nil, nil
 	case "default":
-		return exchangetest.DefaultBudgets(), nil
+		return exchangetest.DefaultBudget(), nil
 	}
-	b := &exchangetest.Budgets{}
+	b := &exchangetest.Budget{}
 	for _, kv := range strings.Split(v, ",") {
 		k, val, ok := strings.Cut(strings.TrimSpace(kv), "=")
 		n, err := strconv.ParseInt(val, 10, 64)
@@ -127,11 +132,11 @@ func parseBudgets(v string) (*exchangetest.Budgets, error) {
 		}
 		switch k {
 		case "concurrent":
-			b.Concurrent = int(n)
+			b.MaxConcurrentRequests = int(n)
 		case "requests":
-			b.RequestsPer10Min = int(n)
+			b.MaxRequestsPerWindow = int(n)
 		case "upload":
-			b.UploadBytesPer5Min = n
+			b.MaxUploadBytesPerWindow = n
 		default:
 			return nil, fmt.Errorf("unknown budget %q (concurrent, requests, upload)", k)
 		}

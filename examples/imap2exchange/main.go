@@ -158,7 +158,7 @@ func migrateBatch(ctx context.Context, c *config, stdout, stderr io.Writer, gete
 		jobs = append(jobs, migrate.Job{Mailbox: r.EmailAddress, Source: src, Sink: client.Mailbox(r.EmailAddress)})
 	}
 	eng := migrate.NewEngine(&migrate.Options{
-		Mailboxes:    c.mailboxes,
+		MaxMailboxes: c.mailboxes,
 		State:        state,
 		Filter:       filter,
 		BadItemLimit: c.badItemLimit,
@@ -292,6 +292,8 @@ func progress(w io.Writer, verbose bool) func(migrate.Event) {
 			}
 		case migrate.EventMessageFailed:
 			fmt.Fprintf(w, "%s: %s UID %d not copied: %v\n", e.Mailbox, e.Folder, e.UID, e.Err)
+		case migrate.EventFlagsFailed:
+			fmt.Fprintf(w, "%s: %s UID %d flags not carried (tried again next run): %v\n", e.Mailbox, e.Folder, e.UID, e.Err)
 		case migrate.EventMessageCopied:
 			if verbose {
 				fmt.Fprintf(w, "%s: %s UID %d copied\n", e.Mailbox, e.Folder, e.UID)

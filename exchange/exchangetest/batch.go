@@ -26,14 +26,15 @@ type batchRequest struct {
 // a wire request, one at a time, so each may be throttled on its own
 // (sub-response 429 with its own Retry-After) while the envelope is 200.
 // A body whose Content-Type is not JSON travels base64-encoded, both ways.
-// A request whose dependsOn failed answers 424.
+// A request whose dependsOn failed answers 424 (same page). A method other
+// than POST answers 405 and a body that is not a batch 400 BadRequest
+// (the emulator's own answers).
 func (s *Server) serveBatch(c *call) reply {
 	if c.method != http.MethodPost {
 		return graphError(c, http.StatusMethodNotAllowed, "BadRequest", "Use POST for $batch.")
 	}
 	s.mu.Lock()
-	s.stats.Requests++
-	s.stats.ByRoute["POST /$batch"]++
+	s.countRequest("POST /$batch")
 	// The envelope's body is not counted in Stats.UploadBytes nor against
 	// a mailbox's upload budget: its sub-requests are, one by one.
 	if f, ok := s.nextFault(); ok {
@@ -93,6 +94,9 @@ func (s *Server) serveBatch(c *call) reply {
 	return jsonReply(http.StatusOK, map[string]any{"responses": responses})
 }
 
+// batchOne serves one request of a $batch. Its url is relative to the
+// version; one that does not parse answers 400 BadRequest (the emulator's
+// own answer).
 func (s *Server) batchOne(sub *call, br batchRequest) reply {
 	u, err := url.Parse(br.URL)
 	if err != nil {

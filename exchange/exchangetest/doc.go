@@ -16,7 +16,7 @@
 // well-known name. The server inspects (Folders, Messages, Message, with
 // each message's Attachments), injects faults (FailNext, ResetNext,
 // RejectMIME, SetQuotaExceeded, AddUserWithoutMailbox) and counts (Stats,
-// Budgets, TimeScale).
+// Budget, TimeScale).
 //
 // # Endpoints
 //
@@ -77,9 +77,9 @@
 //   - Folder display names: no Microsoft page documents a length limit,
 //     reserved characters or trimming for a mailFolder's displayName, so
 //     none is enforced; only a missing or blank displayName is refused
-//     (400 ErrorInvalidRequest, the emulator's own rule). See createFolder
-//     in folders.go for the leads from other protocols that were not
-//     adopted.
+//     (400 ErrorInvalidRequest, the emulator's own rule). See
+//     checkFolderName in validate.go for the leads from other protocols
+//     that were not adopted.
 //   - importMime (beta) takes Content-Type text/plain and a body that is
 //     only the base64 MIME, no JSON envelope or parameters; it answers 201
 //     with a message whose isDraft is false, "as if it was delivered", and
@@ -174,7 +174,7 @@
 //   - A full mailbox (SetQuotaExceeded) answers every write 403
 //     ErrorQuotaExceeded "Mailbox has exceeded maximum mailbox size."
 //     (https://github.com/microsoftgraph/microsoft-graph-docs-contrib/issues/6596).
-//   - Throttling per app per mailbox (Options.Budgets, DefaultBudgets):
+//   - Throttling per app per mailbox (Options.Budget, DefaultBudget):
 //     4 concurrent requests, 10,000 requests per 10 minutes, 150 MB of
 //     POST/PATCH/PUT per 5 minutes; beyond, 429 ApplicationThrottled with
 //     Retry-After seconds; concurrency reads "Application is over its

@@ -1,34 +1,10 @@
 package exchangetest
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
 	"time"
 )
-
-// reply is a complete HTTP answer, built before anything is written so
-// that $batch can embed it.
-type reply struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-func jsonReply(status int, v any) reply {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // keep "&" in @odata.nextLink readable
-	if err := enc.Encode(v); err != nil {
-		panic(err) // only our own maps and slices are marshalled
-	}
-	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	h := http.Header{}
-	h.Set("Content-Type", "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8")
-	return reply{status: status, header: h, body: b}
-}
 
 // graphError builds Graph's error body:
 // {"error":{"code":…,"message":…,"innerError":{"date":…,"request-id":…,"client-request-id":…}}}
@@ -50,13 +26,16 @@ func graphError(c *call, status int, code, message string) reply {
 	return r
 }
 
-// retryAfterSeconds rounds d up to whole seconds, at least 1.
-func retryAfterSeconds(d time.Duration) string {
-	s := int(math.Ceil(d.Seconds()))
-	if s < 1 {
-		s = 1
-	}
-	return fmt.Sprint(s)
+// notFound answers 404 ErrorItemNotFound, for a folder, message,
+// attachment or upload session that does not exist.
+func notFound(c *call) reply {
+	return graphError(c, http.StatusNotFound, codeItemNotFound, msgItemNotFound)
+}
+
+// methodNotAllowed answers 405 for a method the resource does not take.
+// Code and message are the emulator's own: no page is cited for them.
+func methodNotAllowed(c *call) reply {
+	return graphError(c, http.StatusMethodNotAllowed, "BadRequest", fmt.Sprintf("The HTTP method '%s' is not allowed for this resource.", c.method))
 }
 
 // Error codes and messages, each with the page that documents or reports it.

@@ -9,22 +9,8 @@ import (
 	"github.com/mailferry/mailferry/migrate/migratetest"
 )
 
-// FolderPath returns the display-name path of a folder of user's mailbox
-// from the top of the folder tree ("Inbox/Projects"), or "" if unknown.
-func (s *Server) FolderPath(user, folderID string) string {
-	byID := map[string]Folder{}
-	for _, f := range s.Folders(user) {
-		byID[f.ID] = f
-	}
-	var parts []string
-	for f, ok := byID[folderID]; ok && f.WellKnownName != "msgfolderroot"; f, ok = byID[f.ParentID] {
-		parts = append([]string{f.DisplayName}, parts...)
-	}
-	return strings.Join(parts, "/")
-}
-
 // CheckFixture compares user's mailbox with a fixture migrated into it
-// with migrate.DefaultMapper, message by message, and returns every
+// with migrate.DefaultMapper(), message by message, and returns every
 // difference: a message missing or present more than once, MIME that is
 // not byte-identical, a wrong folder, read or flagged state not carried,
 // a draft that is not one (or the reverse), and messages the fixture does
@@ -37,7 +23,7 @@ func (s *Server) CheckFixture(user string, fx *migratetest.Fixture) []string {
 	for i, f := range fx.Folders {
 		folders[i] = migrate.Folder{Name: strings.Join(f.Path, "/"), Path: f.Path, Role: f.Role}
 	}
-	targets, err := migrate.DefaultMapper.MapFolders(folders)
+	targets, err := migrate.DefaultMapper().MapFolders(folders)
 	if err != nil {
 		return []string{err.Error()}
 	}

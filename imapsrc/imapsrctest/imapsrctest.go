@@ -8,7 +8,6 @@
 package imapsrctest
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -209,13 +208,14 @@ func (x *xoauth2Server) Next(resp []byte) ([]byte, bool, error) {
 	if resp == nil {
 		return []byte{}, false, nil // ask for the initial response
 	}
+	const bearer = "auth=Bearer "
 	var user, token string
 	for _, kv := range strings.Split(string(resp), "\x01") {
 		switch {
 		case strings.HasPrefix(kv, "user="):
 			user = kv[len("user="):]
-		case strings.HasPrefix(strings.ToLower(kv), "auth=bearer "):
-			token = kv[len("auth=bearer "):]
+		case len(kv) >= len(bearer) && strings.EqualFold(kv[:len(bearer)], bearer):
+			token = kv[len(bearer):]
 		}
 	}
 	if err := x.check(user, token); err != nil {
@@ -369,5 +369,5 @@ func layout(c *imapclient.Client) (delim rune, prefix string, err error) {
 func alreadyExists(err error) bool {
 	var ierr *imap.Error
 	return errors.As(err, &ierr) && (ierr.Code == imap.ResponseCodeAlreadyExists ||
-		bytes.Contains([]byte(strings.ToLower(ierr.Text)), []byte("exists")))
+		strings.Contains(strings.ToLower(ierr.Text), "exists"))
 }

@@ -45,14 +45,17 @@ const (
 	LayoutCourier = "courier"
 )
 
-// SpecialUse lists the mailboxes every layout creates automatically, with
+// SpecialUse returns the mailboxes every layout creates automatically, with
 // their SPECIAL-USE attributes (names relative to the namespace prefix).
-var SpecialUse = []struct{ Name, Attr string }{
-	{"Sent", `\Sent`},
-	{"Drafts", `\Drafts`},
-	{"Trash", `\Trash`},
-	{"Junk", `\Junk`},
-	{"Archive", `\Archive`},
+// Each call returns a new slice.
+func SpecialUse() []struct{ Name, Attr string } {
+	return []struct{ Name, Attr string }{
+		{"Sent", `\Sent`},
+		{"Drafts", `\Drafts`},
+		{"Trash", `\Trash`},
+		{"Junk", `\Junk`},
+		{"Archive", `\Archive`},
+	}
 }
 
 // Options configures a Server. A nil *Options means the zero value.
@@ -262,7 +265,7 @@ passdb {
 	} else {
 		ns.WriteString("namespace inbox {\n  inbox = yes\n  separator = /\n  prefix =\n")
 	}
-	for _, m := range SpecialUse {
+	for _, m := range SpecialUse() {
 		fmt.Fprintf(&ns, "  mailbox %s {\n    special_use = %s\n    auto = create\n  }\n", m.Name, m.Attr)
 	}
 	ns.WriteString("}\n")

@@ -17,11 +17,12 @@ import (
 // message listed with its flags, date, size and Message-ID, bodies fetched
 // byte for byte and in UID order, subsets and vanished UIDs handled, no
 // \Seen set by fetching, callback errors and cancellation honoured.
-// Like fstest.TestFS, it is meant to be called from any backend's tests.
+// Like fstest.TestFS, it is meant to be called from any backend's tests;
+// it takes a *testing.T, not a testing.TB, because it runs subtests.
 // The source may hold more folders than want (servers create some).
 func TestSource(t *testing.T, src migrate.Source, want *Fixture) {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	folders, err := src.Folders(ctx)
 	if err != nil {
 		t.Fatalf("Folders: %v", err)
@@ -82,7 +83,7 @@ func pathsOf(folders []migrate.Folder) []string {
 	return out
 }
 
-func listAll(ctx context.Context, t *testing.T, src migrate.Source, f migrate.Folder) []migrate.MessageInfo {
+func listAll(ctx context.Context, t testing.TB, src migrate.Source, f migrate.Folder) []migrate.MessageInfo {
 	t.Helper()
 	var infos []migrate.MessageInfo
 	if err := src.List(ctx, f, func(m migrate.MessageInfo) error { infos = append(infos, m); return nil }); err != nil {
@@ -91,7 +92,7 @@ func listAll(ctx context.Context, t *testing.T, src migrate.Source, f migrate.Fo
 	return infos
 }
 
-func checkFolder(ctx context.Context, t *testing.T, src migrate.Source, f migrate.Folder, wf FixtureFolder) {
+func checkFolder(ctx context.Context, t testing.TB, src migrate.Source, f migrate.Folder, wf FixtureFolder) {
 	infos := listAll(ctx, t, src, f)
 	if len(infos) != len(wf.Messages) {
 		t.Fatalf("List returned %d messages, want %d", len(infos), len(wf.Messages))
@@ -200,7 +201,7 @@ func withoutRecent(flags []migrate.Flag) []migrate.Flag {
 	return slices.DeleteFunc(slices.Clone(flags), func(f migrate.Flag) bool { return strings.EqualFold(string(f), `\Recent`) })
 }
 
-func checkInfo(t *testing.T, op string, info migrate.MessageInfo, wm FixtureMessage) {
+func checkInfo(t testing.TB, op string, info migrate.MessageInfo, wm FixtureMessage) {
 	t.Helper()
 	if !migrate.SameFlags(withoutRecent(info.Flags), wm.Flags) {
 		t.Errorf("%s UID %d (%s): flags %v, want %v", op, info.UID, info.MessageID, info.Flags, wm.Flags)
@@ -229,7 +230,7 @@ func ReceivedDateNotKept(reason string) SinkOption {
 
 // NewSinkFunc makes a fresh, empty sink for one subtest of TestSink,
 // with the Inspector that reads back what it stored.
-type NewSinkFunc func(t *testing.T) (migrate.Sink, Inspector)
+type NewSinkFunc func(t testing.TB) (migrate.Sink, Inspector)
 
 // TestSink checks that a sink behaves as migrate.Sink requires: folders
 // ensured once (same id twice, roles, nesting, non-ASCII names), every
@@ -245,7 +246,7 @@ func TestSink(t *testing.T, newSink NewSinkFunc, opts ...SinkOption) {
 	if o.receivedDateGap != "" {
 		t.Logf("TestSink: received dates not checked: %s", o.receivedDateGap)
 	}
-	ctx := context.Background()
+	ctx := t.Context()
 	t.Run("folders", func(t *testing.T) {
 		sink, _ := newSink(t)
 		ensure := func(parent, name string, role migrate.Role) string {
@@ -268,14 +269,15 @@ func TestSink(t *testing.T, newSink NewSinkFunc, opts ...SinkOption) {
 		if cafe == proj || ensure(cafe, "Réunions", migrate.RoleNone) == child {
 			t.Errorf("non-ASCII folders collide with others")
 		}
+		roleNames := migrate.DefaultRoleNames()
 		seen := map[string]migrate.Role{}
 		for _, role := range []migrate.Role{migrate.RoleInbox, migrate.RoleSent, migrate.RoleDrafts, migrate.RoleTrash, migrate.RoleJunk, migrate.RoleArchive} {
-			id := ensure("", migrate.RoleNames[role], role)
+			id := ensure("", roleNames[role], role)
 			if other, dup := seen[id]; dup {
 				t.Errorf("roles %q and %q share folder %q", role, other, id)
 			}
 			seen[id] = role
-			if again := ensure("", migrate.RoleNames[role], role); again != id {
+			if again := ensure("", roleNames[role], role); again != id {
 				t.Errorf("role %q: ids %q then %q", role, id, again)
 			}
 		}
@@ -343,7 +345,7 @@ func fixtureMessage(folder string, uidValidity, uid uint32, wm FixtureMessage) *
 	}
 }
 
-func checkStored(ctx context.Context, t *testing.T, insp Inspector, itemID, folderID string, wm FixtureMessage, o sinkOptions) {
+func checkStored(ctx context.Context, t testing.TB, insp Inspector, itemID, folderID string, wm FixtureMessage, o sinkOptions) {
 	t.Helper()
 	it, err := insp.Item(ctx, itemID)
 	if err != nil {
@@ -357,11 +359,11 @@ func checkStored(ctx context.Context, t *testing.T, insp Inspector, itemID, fold
 		t.Errorf("%s: stored MIME differs from the source (%d bytes, want %d)", name, len(it.MIME), len(wm.Raw))
 	}
 	for _, f := range []migrate.Flag{migrate.FlagSeen, migrate.FlagFlagged} {
-		if hasFlag(it.Flags, f) != hasFlag(wm.Flags, f) {
-			t.Errorf("%s: %s is %v, want %v", name, f, hasFlag(it.Flags, f), hasFlag(wm.Flags, f))
+		if migrate.ContainsFlag(it.Flags, f) != migrate.ContainsFlag(wm.Flags, f) {
+			t.Errorf("%s: %s is %v, want %v", name, f, migrate.ContainsFlag(it.Flags, f), migrate.ContainsFlag(wm.Flags, f))
 		}
 	}
-	if draft := hasFlag(wm.Flags, migrate.FlagDraft); it.Draft != draft {
+	if draft := migrate.ContainsFlag(wm.Flags, migrate.FlagDraft); it.Draft != draft {
 		t.Errorf("%s: draft = %v, want %v", name, it.Draft, draft)
 	}
 	if o.receivedDateGap == "" && !it.Received.Equal(date(wm.InternalDate)) {
@@ -369,12 +371,7 @@ func checkStored(ctx context.Context, t *testing.T, insp Inspector, itemID, fold
 	}
 }
 
-func hasFlag(flags []migrate.Flag, f migrate.Flag) bool {
-	info := migrate.MessageInfo{Flags: flags}
-	return info.HasFlag(f)
-}
-
-func checkOptional(ctx context.Context, t *testing.T, sink migrate.Sink, insp Inspector, itemID, folderID string, msg *migrate.Message, wm FixtureMessage) {
+func checkOptional(ctx context.Context, t testing.TB, sink migrate.Sink, insp Inspector, itemID, folderID string, msg *migrate.Message, wm FixtureMessage) {
 	t.Helper()
 	name := wm.MessageID()
 	if w, ok := sink.(migrate.WatermarkFinder); ok {
@@ -396,7 +393,7 @@ func checkOptional(ctx context.Context, t *testing.T, sink migrate.Sink, insp In
 	}
 	if s, ok := sink.(migrate.FlagSetter); ok {
 		toggled := []migrate.Flag{migrate.FlagSeen, migrate.FlagFlagged}
-		if hasFlag(wm.Flags, migrate.FlagSeen) {
+		if migrate.ContainsFlag(wm.Flags, migrate.FlagSeen) {
 			toggled = nil
 		}
 		if err := s.SetFlags(ctx, itemID, toggled); err != nil {
@@ -407,8 +404,8 @@ func checkOptional(ctx context.Context, t *testing.T, sink migrate.Sink, insp In
 			t.Fatal(err)
 		}
 		for _, f := range []migrate.Flag{migrate.FlagSeen, migrate.FlagFlagged} {
-			if hasFlag(it.Flags, f) != hasFlag(toggled, f) {
-				t.Errorf("%s: after SetFlags(%v), %s is %v", name, toggled, f, hasFlag(it.Flags, f))
+			if migrate.ContainsFlag(it.Flags, f) != migrate.ContainsFlag(toggled, f) {
+				t.Errorf("%s: after SetFlags(%v), %s is %v", name, toggled, f, migrate.ContainsFlag(it.Flags, f))
 			}
 		}
 		if !bytes.Equal(it.MIME, wm.Raw) {

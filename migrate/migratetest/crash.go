@@ -48,7 +48,7 @@ func CrashAndResume(t testing.TB, job migrate.Job, kill func(migrate.SourceID) b
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
+	ctx := t.Context()
 	rep := migrate.NewEngine(&migrate.Options{State: KillCommit(st, kill)}).Run(ctx, job)
 	if err := st.Close(); err != nil {
 		t.Fatal(err)

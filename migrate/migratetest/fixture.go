@@ -1,10 +1,14 @@
 package migratetest
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/base64"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/emersion/go-message/textproto"
 
 	"github.com/mailferry/mailferry/migrate"
 )
@@ -34,19 +38,11 @@ type FixtureMessage struct {
 
 // MessageID returns the message's Message-ID header, or "".
 func (m FixtureMessage) MessageID() string {
-	return headerValue(m.Raw, "Message-Id")
-}
-
-func headerValue(raw []byte, name string) string {
-	for _, line := range strings.Split(string(raw), "\r\n") {
-		if line == "" {
-			break
-		}
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, name) {
-			return strings.TrimSpace(v)
-		}
+	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(m.Raw)))
+	if err != nil {
+		return ""
 	}
-	return ""
+	return strings.TrimSpace(h.Get("Message-Id"))
 }
 
 // Count returns the number of messages in the fixture.

@@ -14,7 +14,7 @@ func TestMemorySource(t *testing.T) {
 }
 
 func TestMemorySink(t *testing.T) {
-	migratetest.TestSink(t, func(t *testing.T) (migrate.Sink, migratetest.Inspector) {
+	migratetest.TestSink(t, func(t testing.TB) (migrate.Sink, migratetest.Inspector) {
 		s := migratetest.NewSink()
 		return s, s
 	})

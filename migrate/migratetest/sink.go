@@ -24,6 +24,9 @@ type Sink struct {
 	// PutErr, if set, is called before each Put stores a message; an error
 	// it returns is returned by Put (a rejected message, a full mailbox).
 	PutErr func(m *migrate.Message) error
+	// SetFlagsErr, if set, is called before each SetFlags changes an item;
+	// an error it returns is returned by SetFlags.
+	SetFlagsErr func(itemID string, flags []migrate.Flag) error
 	// Puts counts the calls to Put that stored a message.
 	Puts int
 }
@@ -106,6 +109,11 @@ func (s *Sink) Put(ctx context.Context, folderID string, m *migrate.Message) (st
 func (s *Sink) SetFlags(ctx context.Context, itemID string, flags []migrate.Flag) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.SetFlagsErr != nil {
+		if err := s.SetFlagsErr(itemID, flags); err != nil {
+			return err
+		}
+	}
 	it := s.items[itemID]
 	if it == nil {
 		return migrate.ItemError(fmt.Errorf("migratetest: no item %q", itemID))

@@ -6,7 +6,6 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
-	"mime/quotedprintable"
 	"net/mail"
 	"strings"
 	"testing"
@@ -114,75 +113,49 @@ func TestJSONCreateComplete(t *testing.T) {
 	assert.Equal(t, io.EOF, err)
 }
 
-func TestJSONCreateSinglePartValue(t *testing.T) {
+func TestMIMECreateIsDraft(t *testing.T) {
 	s := newTestServer(t, nil)
-	id := newDraft(t, s, map[string]any{"subject": "plain", "body": map[string]any{"contentType": "text", "content": "héllo\r\n"}})
-	v := do(t, s, "GET", "/v1.0/users/"+alice+"/messages/"+id+"/$value", nil, "")
-	msg, err := mail.ReadMessage(bytes.NewReader(v.raw))
-	require.NoError(t, err)
-	assert.Equal(t, "text/plain; charset=utf-8", msg.Header.Get("Content-Type"))
-	b, _ := io.ReadAll(quotedprintable.NewReader(msg.Body))
-	assert.Equal(t, "héllo\r\n", string(b))
+	r := do(t, s, "POST", "/v1.0/users/"+alice+"/mailFolders/archive/messages", b64(sampleMIME), "text/plain")
+	require.Equal(t, 201, r.status, string(r.raw))
+	assert.Equal(t, true, r.json["isDraft"])
+	m, _ := s.Message(alice, r.json["id"].(string))
+	assert.True(t, m.IsDraft)
+	assert.Equal(t, []byte(sampleMIME), m.MIME)
 
-	r := doJSON(t, s, "POST", "/v1.0/users/"+alice+"/mailFolders/inbox/messages", map[string]any{"body": map[string]any{"contentType": "rtf", "content": "x"}})
-	assert.Equal(t, 400, r.status)
+	// POST /users/{id}/messages saves into Drafts.
+	r = do(t, s, "POST", "/v1.0/users/"+alice+"/messages", b64(sampleMIME), "text/plain")
+	require.Equal(t, 201, r.status)
+	drafts := do(t, s, "GET", "/v1.0/users/"+alice+"/mailFolders/drafts", nil, "")
+	assert.Equal(t, drafts.json["id"], r.json["parentFolderId"])
 }
 
-func TestInternetMessageHeadersRule(t *testing.T) {
+func TestPatchMessage(t *testing.T) {
 	s := newTestServer(t, nil)
-	r := doJSON(t, s, "POST", "/v1.0/users/"+alice+"/mailFolders/inbox/messages", map[string]any{
-		"subject":                "x",
-		"internetMessageHeaders": []map[string]string{{"name": "x-ok", "value": "1"}, {"name": "In-Reply-To", "value": "<a@b>"}},
-	})
-	assert.Equal(t, 400, r.status)
-	assert.Equal(t, "InvalidInternetMessageHeader", r.errCode())
-	assert.Equal(t, "The internet message header name 'In-Reply-To' should start with 'x-' or 'X-'.", r.json["error"].(map[string]any)["message"])
-	assert.Empty(t, s.Messages(alice))
-
-	// After creation, headers are not added.
-	id := newDraft(t, s, map[string]any{"subject": "x", "internetMessageHeaders": []map[string]string{{"name": "X-A", "value": "1"}}})
-	r = doJSON(t, s, "PATCH", "/v1.0/users/"+alice+"/messages/"+id, map[string]any{"internetMessageHeaders": []map[string]string{{"name": "X-B", "value": "2"}}})
-	assert.Equal(t, 200, r.status)
-	sel := do(t, s, "GET", "/v1.0/users/"+alice+"/messages/"+id+"?$select=internetMessageHeaders", nil, "")
-	assert.Equal(t, []any{map[string]any{"name": "X-A", "value": "1"}}, sel.json["internetMessageHeaders"])
-	r = doJSON(t, s, "PATCH", "/v1.0/users/"+alice+"/messages/"+id, map[string]any{"internetMessageHeaders": []map[string]string{{"name": "Reply-To", "value": "2"}}})
-	assert.Equal(t, "InvalidInternetMessageHeader", r.errCode())
-}
-
-func TestCreationOnlyProperties(t *testing.T) {
-	s := newTestServer(t, nil)
-	id := newDraft(t, s, map[string]any{
-		"subject": "unread, delivered",
-		"singleValueExtendedProperties": []map[string]string{
-			{"id": "Integer 0x0E07", "value": "0"},
-			{"id": "SystemTime 0x0E06", "value": "2021-01-01T00:00:00Z"},
-		},
-	})
-	before, _ := s.Message(alice, id)
-	assert.False(t, before.IsDraft)
-	assert.False(t, before.IsRead)
-
-	// PATCHing the creation-only properties answers 200 and changes nothing.
-	r := doJSON(t, s, "PATCH", "/v1.0/users/"+alice+"/messages/"+id, map[string]any{
-		"singleValueExtendedProperties": []map[string]string{
-			{"id": "Integer 0x0E07", "value": "9"},
-			{"id": "SystemTime 0x0E06", "value": "2025-01-01T00:00:00Z"},
-			{"id": "SystemTime 0x0039", "value": "2025-01-01T00:00:00Z"},
-			{"id": "Integer 0x1081", "value": "104"},
-		},
-	})
-	require.Equal(t, 200, r.status, string(r.raw))
-	after, _ := s.Message(alice, id)
-	assert.False(t, after.IsDraft)
-	assert.False(t, after.IsRead)
-	assert.Equal(t, before.ReceivedDateTime, after.ReceivedDateTime)
-	assert.Equal(t, before.SentDateTime, after.SentDateTime)
-	assert.Equal(t, "0", after.ExtendedProperties["Integer 0x0E07"])
-	assert.Equal(t, "2021-01-01T00:00:00Z", after.ExtendedProperties["SystemTime 0x0E06"])
-	assert.Equal(t, 104, after.LastVerbExecuted, "PidTagLastVerbExecuted may change")
+	r := do(t, s, "POST", "/beta/users/"+alice+"/mailFolders/inbox/importMime", b64(sampleMIME), "text/plain")
+	id := r.json["id"].(string)
+	assert.Equal(t, false, r.json["isRead"])
 
 	r = doJSON(t, s, "PATCH", "/v1.0/users/"+alice+"/messages/"+id, map[string]any{
-		"singleValueExtendedProperties": []map[string]string{{"id": "Integer 0x1081", "value": "reply"}},
+		"isRead": true, "flag": map[string]any{"flagStatus": "complete"},
+		"categories": []string{"Blue", "Green"}, "importance": "High",
+		"singleValueExtendedProperties": []map[string]string{{"id": sourceProp, "value": "v2"}},
 	})
-	assert.Equal(t, "ErrorInvalidExtendedPropertyValue", r.errCode())
+	require.Equal(t, 200, r.status, string(r.raw))
+	assert.Equal(t, true, r.json["isRead"])
+	assert.Equal(t, "high", r.json["importance"])
+	m, _ := s.Message(alice, id)
+	assert.Equal(t, "complete", m.FlagStatus)
+	assert.Equal(t, []string{"Blue", "Green"}, m.Categories)
+	assert.Equal(t, "v2", m.ExtendedProperties[sourceProp])
+
+	r = doJSON(t, s, "PATCH", "/v1.0/users/"+alice+"/mailFolders/inbox/messages/"+id, map[string]any{"flag": map[string]any{"flagStatus": "bogus"}})
+	assert.Equal(t, 400, r.status)
+	m, _ = s.Message(alice, id)
+	assert.Equal(t, "complete", m.FlagStatus, "a rejected PATCH changes nothing")
+
+	r = doJSON(t, s, "PATCH", "/v1.0/users/"+alice+"/messages/AAMkNOPE", map[string]any{"isRead": true})
+	assert.Equal(t, 404, r.status)
+	assert.Equal(t, "ErrorItemNotFound", r.errCode())
+	r = do(t, s, "GET", "/v1.0/users/"+alice+"/messages/AAMkNOPE", nil, "")
+	assert.Equal(t, "ErrorItemNotFound", r.errCode())
 }

@@ -29,9 +29,6 @@ type predicate func(fields) bool
 
 type node func(fields) any
 
-// propID is an extended property id; it compares by normalizePropID.
-type propID string
-
 func parseFilter(src string) (predicate, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, nil
@@ -99,17 +96,13 @@ func tokenize(src string) ([]token, error) {
 			}
 			toks = append(toks, token{tString, sb.String()})
 		case unicode.IsDigit(ch) || ch == '-':
-			j := i + 1
-			for j < len(r) && (unicode.IsLetter(r[j]) || unicode.IsDigit(r[j]) || strings.ContainsRune(":-+.", r[j])) {
-				j++
-			}
+			// Numbers and unquoted DateTimeOffset literals.
+			j := wordEnd(r, i+1, ":-+.")
 			toks = append(toks, token{tNumber, string(r[i:j])})
 			i = j
 		case unicode.IsLetter(ch) || ch == '_' || ch == '$' || ch == '@':
-			j := i + 1
-			for j < len(r) && (unicode.IsLetter(r[j]) || unicode.IsDigit(r[j]) || strings.ContainsRune("_/.@$", r[j])) {
-				j++
-			}
+			// Identifiers, property paths and lambda collections.
+			j := wordEnd(r, i+1, "_/.@$")
 			toks = append(toks, token{tIdent, string(r[i:j])})
 			i = j
 		default:
@@ -117,6 +110,15 @@ func tokenize(src string) ([]token, error) {
 		}
 	}
 	return toks, nil
+}
+
+// wordEnd returns the index after the run of letters, digits and runes of
+// extra that starts at r[i].
+func wordEnd(r []rune, i int, extra string) int {
+	for i < len(r) && (unicode.IsLetter(r[i]) || unicode.IsDigit(r[i]) || strings.ContainsRune(extra, r[i])) {
+		i++
+	}
+	return i
 }
 
 type parser struct {
@@ -149,36 +151,32 @@ func (p *parser) expect(s string) error {
 	return nil
 }
 
-func (p *parser) expr() (node, error) {
-	left, err := p.and()
-	if err != nil {
-		return nil, err
-	}
-	for p.isWord("or") {
-		p.pos++
-		right, err := p.and()
-		if err != nil {
-			return nil, err
-		}
-		l := left
-		left = func(f fields) any { return truthy(l(f)) || truthy(right(f)) }
-	}
-	return left, nil
-}
+func (p *parser) expr() (node, error) { return p.chain("or", p.and, true) }
 
-func (p *parser) and() (node, error) {
-	left, err := p.unary()
+func (p *parser) and() (node, error) { return p.chain("and", p.unary, false) }
+
+// chain parses operand {word operand}, a left-associative chain of the
+// boolean operator word ("or" or "and"). decisive is the value of a left
+// side that decides the result without evaluating the right side: true
+// for "or", false for "and".
+func (p *parser) chain(word string, operand func() (node, error), decisive bool) (node, error) {
+	left, err := operand()
 	if err != nil {
 		return nil, err
 	}
-	for p.isWord("and") {
+	for p.isWord(word) {
 		p.pos++
-		right, err := p.unary()
+		right, err := operand()
 		if err != nil {
 			return nil, err
 		}
 		l := left
-		left = func(f fields) any { return truthy(l(f)) && truthy(right(f)) }
+		left = func(f fields) any {
+			if truthy(l(f)) == decisive {
+				return decisive
+			}
+			return truthy(right(f))
+		}
 	}
 	return left, nil
 }
@@ -460,41 +458,3 @@ func order(a, b any) (int, bool) {
 	}
 	return 0, false
 }
-
-// normalizePropID canonicalizes an extended property id
-// (https://learn.microsoft.com/graph/api/resources/extended-properties-overview#id-formats):
-// "{type} {proptag}" or "{type} {guid} Name {name}" or "{type} {guid} Id {id}".
-// Type, tag, GUID and the Name/Id keyword are case-insensitive; the name
-// itself is case-sensitive
-// (https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get).
-func normalizePropID(id string) string {
-	f := strings.Fields(id)
-	if len(f) < 2 {
-		return id
-	}
-	typ := strings.ToLower(f[0])
-	if len(f) == 2 && strings.HasPrefix(strings.ToLower(f[1]), "0x") {
-		if n, err := strconv.ParseUint(f[1][2:], 16, 32); err == nil {
-			return fmt.Sprintf("%s 0x%04x", typ, n)
-		}
-	}
-	if len(f) >= 4 {
-		guid := strings.ToLower(strings.Trim(f[1], "{}"))
-		kw := strings.ToLower(f[2])
-		rest := strings.Join(f[3:], " ")
-		if kw == "id" {
-			if n, err := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(rest), "0x"), 16, 32); err == nil {
-				rest = fmt.Sprintf("0x%x", n)
-			}
-		}
-		return typ + " {" + guid + "} " + kw + " " + rest
-	}
-	return strings.ToLower(id)
-}
-
-func atoi(s string) (int, bool) {
-	n, err := strconv.Atoi(s)
-	return n, err == nil
-}
-
-func itoa(n int) string { return strconv.Itoa(n) }

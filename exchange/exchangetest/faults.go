@@ -1,0 +1,124 @@
+package exchangetest
+
+import (
+	"net/http"
+	"time"
+)
+
+// This file injects faults: failed and dropped requests, refused MIME and
+// full mailboxes.
+
+type fault struct {
+	status     int
+	retryAfter time.Duration
+}
+
+// FailNext makes the next n Graph requests fail with status (429, 503 or
+// 504 in practice) before they reach any mailbox, with a Retry-After header
+// of retryAfter in whole seconds (rounded up; omitted when retryAfter is 0)
+// and a Graph error body; 429 carries code "ApplicationThrottled"
+// (https://learn.microsoft.com/graph/throttling). Calls add up.
+func (s *Server) FailNext(n int, status int, retryAfter time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.faults = append(s.faults, fault{status: status, retryAfter: retryAfter})
+	}
+}
+
+// ResetNext makes the next n requests end with the TCP connection closed
+// without a response, as a dropped connection would. Calls add up.
+func (s *Server) ResetNext(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resets += n
+}
+
+// RejectMIME makes every MIME import (importMime or MIME create) whose
+// decoded MIME matches answer 400 ErrorMimeContentInvalid. nil removes the
+// rule.
+func (s *Server) RejectMIME(match func(mime []byte) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reject = match
+}
+
+// SetQuotaExceeded marks user's mailbox full (or no longer full). While it
+// is full, every request that creates or changes an item or folder answers
+// 403 {"error":{"code":"ErrorQuotaExceeded","message":"Mailbox has exceeded
+// maximum mailbox size."}}, as reported from the field
+// (https://github.com/microsoftgraph/microsoft-graph-docs-contrib/issues/6596,
+// https://github.com/microsoftgraph/microsoft-graph-docs/issues/2927).
+func (s *Server) SetQuotaExceeded(user string, full bool) {
+	s.withMailbox(user, func(mb *mailbox) { mb.full = full })
+}
+
+// takeReset takes the next dropped connection (ResetNext), if any, and
+// counts it as a request.
+func (s *Server) takeReset() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.resets == 0 {
+		return false
+	}
+	s.resets--
+	s.countRequest("")
+	return true
+}
+
+// dropConnection closes the client's connection without a response.
+func dropConnection(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			conn.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler) // closes the connection (HTTP/2 too)
+}
+
+// nextFault takes the next injected fault, if any, counting an injected
+// 429 as throttling. The caller holds s.mu.
+func (s *Server) nextFault() (fault, bool) {
+	if len(s.faults) == 0 {
+		return fault{}, false
+	}
+	f := s.faults[0]
+	s.faults = s.faults[1:]
+	if f.status == http.StatusTooManyRequests {
+		s.countThrottled("Injected")
+	}
+	return f, true
+}
+
+// faultReply answers an injected fault. 429 carries ApplicationThrottled
+// and Retry-After (https://learn.microsoft.com/graph/throttling); 503 and
+// 504 are Graph's transient server errors
+// (https://learn.microsoft.com/graph/errors#http-status-codes).
+func faultReply(c *call, f fault) reply {
+	var rep reply
+	switch f.status {
+	case http.StatusTooManyRequests:
+		rep = graphError(c, f.status, codeThrottled, "Application is over its MailboxConcurrency limit.")
+	case http.StatusServiceUnavailable:
+		rep = graphError(c, f.status, "ServiceUnavailable", "The service is temporarily unavailable. Please retry later.")
+	case http.StatusGatewayTimeout:
+		rep = graphError(c, f.status, "GatewayTimeout", "The request timed out.")
+	default:
+		rep = graphError(c, f.status, "generalException", http.StatusText(f.status))
+	}
+	if f.retryAfter > 0 {
+		rep.header.Set("Retry-After", retryAfterSeconds(f.retryAfter))
+	}
+	return rep
+}
+
+// checkQuota refuses a write to a full mailbox (SetQuotaExceeded): 403
+// ErrorQuotaExceeded
+// (https://github.com/microsoftgraph/microsoft-graph-docs-contrib/issues/6596).
+func checkQuota(c *call, mb *mailbox) *reply {
+	if mb.full {
+		return graphError(c, http.StatusForbidden, codeQuota, msgQuota).ref()
+	}
+	return nil
+}

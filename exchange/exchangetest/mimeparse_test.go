@@ -1,0 +1,95 @@
+package exchangetest
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestImportMIMERoundTrip(t *testing.T) {
+	s := newTestServer(t, nil)
+	before := time.Now().UTC().Truncate(time.Second)
+	r := do(t, s, "POST", "/beta/users/"+alice+"/mailFolders/inbox/importMime", b64(sampleMIME), "text/plain")
+	require.Equal(t, 201, r.status, string(r.raw))
+	assert.Equal(t, false, r.json["isDraft"])
+	assert.Equal(t, "#microsoft.graph.message", r.json["@odata.type"])
+	assert.Equal(t, "<m1@example.com>", r.json["internetMessageId"])
+	assert.Equal(t, "Hello wörld", r.json["subject"])
+	assert.Equal(t, "2024-01-02T03:04:05Z", r.json["sentDateTime"])
+	assert.Equal(t, "normal", r.json["importance"])
+	assert.Equal(t, map[string]any{"flagStatus": "notFlagged"}, r.json["flag"])
+	received, err := time.Parse(time.RFC3339, r.json["receivedDateTime"].(string))
+	require.NoError(t, err)
+	assert.False(t, received.Before(before), "receivedDateTime is the import time")
+	id := r.json["id"].(string)
+	assert.True(t, strings.HasPrefix(id, "AAMk"))
+
+	v := do(t, s, "GET", "/v1.0/users/"+alice+"/messages/"+id+"/$value", nil, "")
+	require.Equal(t, 200, v.status)
+	assert.Equal(t, sampleMIME, string(v.raw))
+
+	m, ok := s.Message(alice, id)
+	require.True(t, ok)
+	assert.Equal(t, []byte(sampleMIME), m.MIME)
+	assert.False(t, m.IsDraft)
+	inbox := do(t, s, "GET", "/v1.0/users/"+alice+"/mailFolders/inbox", nil, "")
+	assert.Equal(t, inbox.json["id"], m.FolderID)
+	assert.EqualValues(t, 1, inbox.json["totalItemCount"])
+
+	// Not base64, not MIME, wrong content type.
+	r = do(t, s, "POST", "/beta/users/"+alice+"/mailFolders/inbox/importMime", []byte("%%%not base64"), "text/plain")
+	assert.Equal(t, 400, r.status)
+	assert.Equal(t, "ErrorMimeContentInvalidBase64String", r.errCode())
+	r = do(t, s, "POST", "/beta/users/"+alice+"/mailFolders/inbox/importMime", b64("just some words, no header"), "text/plain")
+	assert.Equal(t, 400, r.status)
+	assert.Equal(t, "ErrorMimeContentInvalid", r.errCode())
+	r = do(t, s, "POST", "/beta/users/"+alice+"/mailFolders/inbox/importMime", b64(sampleMIME), "application/octet-stream")
+	assert.Equal(t, 415, r.status)
+
+	s.RejectMIME(func(b []byte) bool { return bytes.Contains(b, []byte("poison")) })
+	r = do(t, s, "POST", "/beta/users/"+alice+"/mailFolders/inbox/importMime", b64(sampleMIME+"poison\r\n"), "text/plain")
+	assert.Equal(t, 400, r.status)
+	assert.Equal(t, "ErrorMimeContentInvalid", r.errCode())
+	assert.Len(t, s.Messages(alice), 1)
+}
+
+func TestApplyMIMEHeader(t *testing.T) {
+	s := NewServer(nil)
+	defer s.Close()
+	m := s.newMessage(&folder{id: "F"}, false)
+	made := m.internetMessageID
+	sent := m.sent
+	h, err := parseMIMEHeader([]byte("Subject: plain\r\nImportance: Low\r\nDate: not a date\r\n" +
+		"Cc: a@example.com, \"B\" <b@example.com>\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\nbody"))
+	require.NoError(t, err)
+	applyMIMEHeader(m, h)
+	assert.Equal(t, made, m.internetMessageID, "without Message-ID the made-up one stays")
+	assert.Equal(t, "plain", m.subject)
+	assert.Equal(t, "low", m.importance)
+	assert.Equal(t, sent, m.sent, "a Date that does not parse changes nothing")
+	assert.True(t, m.hasAttachments)
+	assert.Nil(t, m.from)
+	assert.Equal(t, []any{}, m.to)
+	assert.Equal(t, []any{
+		map[string]any{"emailAddress": map[string]any{"name": "", "address": "a@example.com"}},
+		map[string]any{"emailAddress": map[string]any{"name": "B", "address": "b@example.com"}},
+	}, m.cc)
+
+	_, err = parseMIMEHeader([]byte("\r\nno header"))
+	assert.Error(t, err)
+}
+
+func TestDecodeMIMEBody(t *testing.T) {
+	b, ok := decodeMIMEBody([]byte("U3ViamVj\r\ndDogeA==\n"))
+	require.True(t, ok)
+	assert.Equal(t, "Subject: x", string(b))
+	b, ok = decodeMIMEBody([]byte("U3ViamVjdDogeA"))
+	require.True(t, ok, "unpadded")
+	assert.Equal(t, "Subject: x", string(b))
+	_, ok = decodeMIMEBody([]byte("%%%"))
+	assert.False(t, ok)
+}

@@ -1,0 +1,112 @@
+package exchange
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/mailferry/mailferry/migrate"
+)
+
+// TestImportMimeRequest checks the wire shape of importMime: POST to the
+// beta endpoint, Content-Type text/plain, a body that is the base64 of the
+// MIME (gzipped by the SDK's compression middleware), a bearer token.
+func TestImportMimeRequest(t *testing.T) {
+	type seen struct {
+		method, path, ctype, encoding, auth string
+		body                                []byte
+	}
+	var got []seen
+	var mu sync.Mutex
+	e := newEnv(t, &envOptions{hook: func(r *http.Request) (*http.Response, error) {
+		if !strings.HasSuffix(r.URL.Path, "/importMime") {
+			return nil, nil
+		}
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			return nil, err
+		}
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		if r.Header.Get("Content-Encoding") == "gzip" {
+			zr, err := gzip.NewReader(bytes.NewReader(b))
+			if err != nil {
+				return nil, err
+			}
+			if b, err = io.ReadAll(zr); err != nil {
+				return nil, err
+			}
+		}
+		mu.Lock()
+		got = append(got, seen{r.Method, r.URL.EscapedPath(), r.Header.Get("Content-Type"), r.Header.Get("Content-Encoding"), r.Header.Get("Authorization"), b})
+		mu.Unlock()
+		return nil, nil
+	}})
+	inbox := e.wellKnown(t, "inbox")
+	raw := sampleMIME("<shape@example.org>", "shape")
+	if _, err := e.mb.Put(context.Background(), inbox, message("INBOX", 1, raw)); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("%d importMime requests, want 1", len(got))
+	}
+	s := got[0]
+	if want := "/beta/users/alice%40contoso.com/mailFolders/" + url.PathEscape(inbox) + "/importMime"; s.method != "POST" || s.path != want {
+		t.Errorf("request %s %s, want POST %s", s.method, s.path, want)
+	}
+	if !strings.HasPrefix(s.ctype, "text/plain") || s.auth != "Bearer "+testToken {
+		t.Errorf("Content-Type %q, Authorization %q", s.ctype, s.auth)
+	}
+	if s.encoding != "gzip" {
+		t.Errorf("Content-Encoding %q: the SDK's compression middleware is not in the pipeline", s.encoding)
+	}
+	if want := base64.StdEncoding.EncodeToString(raw); string(s.body) != want {
+		t.Errorf("body %q, want base64 of the MIME %q", s.body, want)
+	}
+}
+
+// TestPutUndo checks that an import whose PATCH fails is deleted.
+func TestPutUndo(t *testing.T) {
+	e := newEnv(t, &envOptions{hook: func(r *http.Request) (*http.Response, error) {
+		if r.Method == http.MethodPatch {
+			body := `{"error":{"code":"ErrorInvalidProperty","message":"The property is not valid."}}`
+			return &http.Response{
+				StatusCode: 400, Status: "400 Bad Request", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+				Header: http.Header{"Content-Type": {"application/json"}}, Request: r,
+				Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)),
+			}, nil
+		}
+		return nil, nil
+	}})
+	inbox := e.wellKnown(t, "inbox")
+	_, err := e.mb.Put(context.Background(), inbox, message("INBOX", 1, sampleMIME("<undo@example.org>", "undo")))
+	if !errors.Is(err, migrate.ErrItem) || !strings.Contains(err.Error(), "ErrorInvalidProperty") {
+		t.Errorf("Put with a failing PATCH: %v, want ErrItem ErrorInvalidProperty", err)
+	}
+	if n := len(e.srv.Messages(testUser)); n != 0 {
+		t.Errorf("%d messages left behind, want 0", n)
+	}
+}
+
+func TestRejectMIME(t *testing.T) {
+	e := newEnv(t, nil)
+	inbox := e.wellKnown(t, "inbox")
+	e.srv.RejectMIME(func(b []byte) bool { return bytes.Contains(b, []byte("Subject: bad")) })
+	_, err := e.mb.Put(context.Background(), inbox, message("INBOX", 1, sampleMIME("<bad@example.org>", "bad")))
+	if !errors.Is(err, migrate.ErrItem) || errors.Is(err, migrate.ErrMailbox) {
+		t.Fatalf("Put of rejected MIME: %v, want ErrItem", err)
+	}
+	if !strings.Contains(err.Error(), "ErrorMimeContentInvalid") {
+		t.Errorf("error %q does not give Graph's reason", err)
+	}
+	if _, err := e.mb.Put(context.Background(), inbox, message("INBOX", 2, sampleMIME("<good@example.org>", "good"))); err != nil {
+		t.Errorf("Put of good MIME after a rejection: %v", err)
+	}
+}
