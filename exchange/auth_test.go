@@ -22,7 +22,7 @@ import (
 // new one once and the call succeeds.
 func TestTokenRenewalAfter401(t *testing.T) {
 	e := newEnv(t, &envOptions{tokens: []string{"revoked-token", testToken}})
-	id, err := e.mb.EnsureFolder(context.Background(), "", "Inbox", migrate.RoleInbox)
+	id, err := e.mb.EnsureFolder(t.Context(), "", "Inbox", migrate.RoleInbox)
 	if err != nil || id == "" {
 		t.Fatalf("EnsureFolder after a 401: %q, %v", id, err)
 	}
@@ -30,9 +30,7 @@ func TestTokenRenewalAfter401(t *testing.T) {
 		t.Errorf("GetToken called %d times, want 2", n)
 	}
 	// The renewed token is cached.
-	if _, err := e.mb.EnsureFolder(context.Background(), "", "Projects", migrate.RoleNone); err != nil {
-		t.Fatal(err)
-	}
+	e.folder(t, "Projects", migrate.RoleNone)
 	if n := e.cred.calls.Load(); n != 2 {
 		t.Errorf("GetToken called %d times after more requests, want 2", n)
 	}
@@ -45,7 +43,7 @@ func TestTokenNeverInErrors(t *testing.T) {
 	const secret = "SECRET-bearer-value-1234"
 	e := newEnv(t, &envOptions{tokens: []string{secret}})
 	inbox := "inbox"
-	_, err := e.mb.Put(context.Background(), inbox, message("INBOX", 1, sampleMIME("<tok@example.org>", "tok")))
+	_, err := e.mb.Put(t.Context(), inbox, message("INBOX", 1, sampleMIME("<tok@example.org>", "tok")))
 	if err == nil {
 		t.Fatal("Put with a refused token succeeded")
 	}
@@ -62,7 +60,7 @@ func TestTokenNeverInErrors(t *testing.T) {
 	// A failing credential: a mailbox error, prefixed.
 	e2 := newEnv(t, nil)
 	e2.cred.err = errors.New("AADSTS7000215: Invalid client secret provided")
-	_, err = e2.mb.EnsureFolder(context.Background(), "", "Inbox", migrate.RoleInbox)
+	_, err = e2.mb.EnsureFolder(t.Context(), "", "Inbox", migrate.RoleInbox)
 	if !errors.Is(err, migrate.ErrMailbox) || !strings.HasPrefix(err.Error(), "exchange: ") {
 		t.Errorf("EnsureFolder with a failing credential: %v, want exchange: ... ErrMailbox", err)
 	}
@@ -77,7 +75,7 @@ func TestTokenCache(t *testing.T) {
 	})
 	ts := newTokenSource(cred, "https://graph.microsoft.com/.default")
 	ts.now = func() time.Time { return now }
-	ctx := context.Background()
+	ctx := t.Context()
 	for range 3 {
 		if tok, _ := ts.token(ctx); tok != "t1" {
 			t.Fatalf("token = %q, want t1", tok)
@@ -105,9 +103,7 @@ func TestTokenCache(t *testing.T) {
 func TestTokenNotLogged(t *testing.T) {
 	const secret = "SECRET-in-logs-5678"
 	var logs bytes.Buffer
-	srv := exchangetest.NewServer(&exchangetest.Options{Token: "the-right-one"})
-	defer srv.Close()
-	srv.AddMailbox(testUser)
+	srv := newServer(t, &exchangetest.Options{Token: "the-right-one"})
 	c, err := NewClient(&Options{
 		Credential: &fakeCredential{tokens: []string{secret}},
 		BaseURL:    srv.URL(), Transport: srv.Client().Transport,
@@ -118,7 +114,7 @@ func TestTokenNotLogged(t *testing.T) {
 	}
 	c.retry.backoff.Min = time.Millisecond
 	srv.FailNext(1, http.StatusServiceUnavailable, 0)
-	_, err = c.Mailbox(testUser).EnsureFolder(context.Background(), "", "Inbox", migrate.RoleInbox)
+	_, err = c.Mailbox(testUser).EnsureFolder(t.Context(), "", "Inbox", migrate.RoleInbox)
 	if err == nil {
 		t.Fatal("no error with a refused token")
 	}

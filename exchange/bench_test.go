@@ -2,7 +2,6 @@ package exchange_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"runtime"
 	"testing"
@@ -95,7 +94,7 @@ func migrateOnce(b *testing.B, fx *migratetest.Fixture, emulated *exchangetest.B
 	eng := migrate.NewEngine(&migrate.Options{MaxPutsPerMailbox: 4})
 	src := migratetest.NewSource(fx)
 	start := time.Now()
-	rep := eng.Run(context.Background(), migrate.Job{Mailbox: user, Source: src, Sink: c.Mailbox(user)})
+	rep := eng.Run(b.Context(), migrate.Job{Mailbox: user, Source: src, Sink: c.Mailbox(user)})
 	run := benchRun{elapsed: time.Since(start), stats: srv.Stats(), copied: rep.Totals().Copied}
 	if rep.Lost() || run.copied != fx.Count() {
 		b.Fatalf("migration incomplete: %d of %d copied: %+v", run.copied, fx.Count(), rep.Totals())

@@ -1,7 +1,6 @@
 package exchange
 
 import (
-	"context"
 	"errors"
 	"testing"
 
@@ -58,19 +57,17 @@ func TestTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Mailbox(testUser).EnsureFolder(context.Background(), "", "Projects", migrate.RoleNone); err != nil {
-		t.Fatal(err)
-	}
+	ensureFolder(t, c.Mailbox(testUser), "", "Projects", migrate.RoleNone)
 }
 
 func TestUnknownUser(t *testing.T) {
 	e := newEnv(t, nil)
 	mb := e.c.Mailbox("nobody@contoso.com")
-	_, err := mb.EnsureFolder(context.Background(), "", "Inbox", migrate.RoleInbox)
+	_, err := mb.EnsureFolder(t.Context(), "", "Inbox", migrate.RoleInbox)
 	if !errors.Is(err, migrate.ErrMailbox) {
 		t.Errorf("EnsureFolder for an unknown user: %v, want ErrMailbox", err)
 	}
-	_, err = mb.EnsureFolder(context.Background(), "", "Projects", migrate.RoleNone)
+	_, err = mb.EnsureFolder(t.Context(), "", "Projects", migrate.RoleNone)
 	if !errors.Is(err, migrate.ErrMailbox) {
 		t.Errorf("EnsureFolder(Projects) for an unknown user: %v, want ErrMailbox", err)
 	}

@@ -1,7 +1,6 @@
 package exchange
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -18,7 +17,7 @@ import (
 // Put replaces it: one complete copy, never found by watermark before it
 // is complete.
 func TestJSONPutResumesAfterCrash(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	var puts, failDeletes atomic.Int32
 	failDeletes.Store(1)
 	e := newEnv(t, &envOptions{hook: func(r *http.Request) (*http.Response, error) {
@@ -65,7 +64,7 @@ func TestJSONPutResumesAfterCrash(t *testing.T) {
 // leaves nothing behind; a user without a mailbox is a mailbox error.
 func TestJSONPutErrors(t *testing.T) {
 	e := newEnv(t, &envOptions{server: &exchangetest.Options{MaxMessageBytes: 6 << 20}})
-	ctx := context.Background()
+	ctx := t.Context()
 	tm := genMessage(9, 4<<20, 4<<20)
 	_, err := e.mb.Put(ctx, e.wellKnown(t, "inbox"), genPut(tm, 9))
 	if !errors.Is(err, migrate.ErrItem) || !strings.Contains(err.Error(), "ErrorMessageSizeExceeded") {

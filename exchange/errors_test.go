@@ -79,7 +79,7 @@ func TestQuotaExceeded(t *testing.T) {
 	e := newEnv(t, nil)
 	inbox := e.wellKnown(t, "inbox")
 	e.srv.SetQuotaExceeded(testUser, true)
-	_, err := e.mb.Put(context.Background(), inbox, message("INBOX", 1, sampleMIME("<full@example.org>", "full")))
+	_, err := e.mb.Put(t.Context(), inbox, message("INBOX", 1, sampleMIME("<full@example.org>", "full")))
 	if !errors.Is(err, migrate.ErrMailbox) {
 		t.Fatalf("Put into a full mailbox: %v, want ErrMailbox", err)
 	}

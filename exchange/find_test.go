@@ -1,7 +1,6 @@
 package exchange
 
 import (
-	"context"
 	"slices"
 	"testing"
 
@@ -10,22 +9,13 @@ import (
 
 func TestFind(t *testing.T) {
 	e := newEnv(t, nil)
-	ctx := context.Background()
-	folder, err := e.mb.EnsureFolder(ctx, "", "O'Brien's", migrate.RoleNone)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx := t.Context()
+	folder := e.folder(t, "O'Brien's", migrate.RoleNone)
 	msgID := "<o'brien.1@example.org>"
 	m := message("Folder 'quoted'/x", 7, sampleMIME(msgID, "find me"))
-	id, err := e.mb.Put(ctx, folder, m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := e.put(t, folder, m)
 	m2 := message("Folder 'quoted'/x", 8, sampleMIME("<other@example.org>", "other"))
-	id2, err := e.mb.Put(ctx, folder, m2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id2 := e.put(t, folder, m2)
 
 	if got, err := e.mb.FindWatermark(ctx, folder, m.ID); err != nil || got != id {
 		t.Errorf("FindWatermark = %q, %v; want %q", got, err, id)
@@ -55,15 +45,12 @@ func TestFind(t *testing.T) {
 // holds.
 func TestFindMessageIDPages(t *testing.T) {
 	e := newEnv(t, nil)
-	ctx := context.Background()
 	inbox := e.wellKnown(t, "inbox")
 	raw := sampleMIME("<many@example.org>", "many")
 	for i := range findPageSize + 5 {
-		if _, err := e.mb.Put(ctx, inbox, message("INBOX", uint32(i+1), raw)); err != nil {
-			t.Fatal(err)
-		}
+		e.put(t, inbox, message("INBOX", uint32(i+1), raw))
 	}
-	ids, err := e.mb.FindMessageID(ctx, inbox, "<many@example.org>")
+	ids, err := e.mb.FindMessageID(t.Context(), inbox, "<many@example.org>")
 	if err != nil || len(ids) != findPageSize+5 {
 		t.Errorf("FindMessageID: %d ids, %v; want %d", len(ids), err, findPageSize+5)
 	}

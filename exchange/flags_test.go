@@ -1,7 +1,6 @@
 package exchange
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,20 +15,15 @@ import (
 
 func TestSetFlags(t *testing.T) {
 	e := newEnv(t, nil)
-	ctx := context.Background()
-	inbox := e.wellKnown(t, "inbox")
-	id, err := e.mb.Put(ctx, inbox, message("INBOX", 1, sampleMIME("<flags@example.org>", "flags"), "Work"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.mb.SetFlags(ctx, id, []migrate.Flag{migrate.FlagSeen, migrate.FlagFlagged, "Later"}); err != nil {
+	id := e.put(t, e.wellKnown(t, "inbox"), message("INBOX", 1, sampleMIME("<flags@example.org>", "flags"), "Work"))
+	if err := e.mb.SetFlags(t.Context(), id, []migrate.Flag{migrate.FlagSeen, migrate.FlagFlagged, "Later"}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := e.srv.Message(testUser, id)
 	if !got.IsRead || got.FlagStatus != "flagged" || !slices.Equal(got.Categories, []string{"Later"}) {
 		t.Errorf("after SetFlags: read %v flag %q categories %q", got.IsRead, got.FlagStatus, got.Categories)
 	}
-	if err := e.mb.SetFlags(ctx, id, nil); err != nil {
+	if err := e.mb.SetFlags(t.Context(), id, nil); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = e.srv.Message(testUser, id)
@@ -39,7 +33,7 @@ func TestSetFlags(t *testing.T) {
 	if got.ExtendedProperties[WatermarkProperty] == "" {
 		t.Errorf("SetFlags lost the watermark")
 	}
-	err = e.mb.SetFlags(ctx, "AAMkAGI2nosuchmessage", []migrate.Flag{migrate.FlagSeen})
+	err := e.mb.SetFlags(t.Context(), "AAMkAGI2nosuchmessage", []migrate.Flag{migrate.FlagSeen})
 	if !errors.Is(err, migrate.ErrItem) {
 		t.Errorf("SetFlags of a missing item: %v, want ErrItem", err)
 	}
@@ -48,13 +42,9 @@ func TestSetFlags(t *testing.T) {
 // TestSetFlagsAnswered checks that SetFlags carries \Answered both ways.
 func TestSetFlagsAnswered(t *testing.T) {
 	e := newEnv(t, nil)
-	ctx := context.Background()
-	id, err := e.mb.Put(ctx, e.wellKnown(t, "inbox"), message("INBOX", 1, sampleMIME("<a@example.org>", "a")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := e.put(t, e.wellKnown(t, "inbox"), message("INBOX", 1, sampleMIME("<a@example.org>", "a")))
 	for _, flags := range [][]migrate.Flag{{migrate.FlagAnswered}, nil} {
-		if err := e.mb.SetFlags(ctx, id, flags); err != nil {
+		if err := e.mb.SetFlags(t.Context(), id, flags); err != nil {
 			t.Fatal(err)
 		}
 		got, _ := e.srv.Message(testUser, id)
@@ -66,26 +56,13 @@ func TestSetFlagsAnswered(t *testing.T) {
 // some sub-requests throttled by the emulator's request budget: they are
 // sent again after their Retry-After and every change lands.
 func TestSetFlagsBatch(t *testing.T) {
-	srv := exchangetest.NewServer(&exchangetest.Options{
+	srv := newServer(t, &exchangetest.Options{
 		Budget: &exchangetest.Budget{MaxRequestsPerWindow: 12}, TimeScale: 1200, // 12 per 500 ms
 	})
-	t.Cleanup(srv.Close)
-	srv.AddMailbox(testUser)
-	newClient := func(b *Budget) *Mailbox {
-		c, err := NewClient(&Options{Credential: &fakeCredential{tokens: []string{"t"}}, BaseURL: srv.URL(),
-			Transport: srv.Client().Transport, Budget: b})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c.Mailbox(testUser)
-	}
 	// The messages are put within the emulator's budget...
-	filler := newClient(&Budget{MaxRequestsPerWindow: 12, RequestWindow: 500 * time.Millisecond})
-	ctx := context.Background()
-	inbox, err := filler.EnsureFolder(ctx, "", "Inbox", migrate.RoleInbox)
-	if err != nil {
-		t.Fatal(err)
-	}
+	filler := newMailbox(t, srv, &Budget{MaxRequestsPerWindow: 12, RequestWindow: 500 * time.Millisecond})
+	ctx := t.Context()
+	inbox := ensureFolder(t, filler, "", "Inbox", migrate.RoleInbox)
 	var changes []migrate.FlagChange
 	for i := range 22 {
 		id, err := filler.Put(ctx, inbox, message("INBOX", uint32(i+1), sampleMIME(fmt.Sprintf("<b%d@example.org>", i), "b")))
@@ -103,7 +80,7 @@ func TestSetFlagsBatch(t *testing.T) {
 
 	// ...and their flags set by a client that does not pace, so that the
 	// emulator throttles sub-requests of the first batch.
-	mb := newClient(&Budget{})
+	mb := newMailbox(t, srv, &Budget{})
 	observedCtx, events := observed(ctx)
 	before := srv.Stats()
 	errs := mb.SetFlagsBatch(observedCtx, changes)

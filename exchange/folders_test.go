@@ -1,7 +1,6 @@
 package exchange
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -13,25 +12,19 @@ import (
 
 func TestEnsureFolderWellKnown(t *testing.T) {
 	e := newEnv(t, nil)
-	ctx := context.Background()
 	roles := map[migrate.Role]string{
 		migrate.RoleInbox: "inbox", migrate.RoleSent: "sentitems", migrate.RoleDrafts: "drafts",
 		migrate.RoleTrash: "deleteditems", migrate.RoleJunk: "junkemail", migrate.RoleArchive: "archive",
 	}
 	for role, wk := range roles {
-		id, err := e.mb.EnsureFolder(ctx, "", migrate.DefaultRoleNames()[role], role)
-		if err != nil {
-			t.Fatalf("EnsureFolder(%s): %v", role, err)
-		}
+		id := e.folder(t, migrate.DefaultRoleNames()[role], role)
 		if want := e.wellKnown(t, wk); id != want {
 			t.Errorf("EnsureFolder(%s) = %q, want the %s folder %q", role, id, wk, want)
 		}
 	}
 	before := e.srv.Stats().Requests
 	for role := range roles {
-		if _, err := e.mb.EnsureFolder(ctx, "", migrate.DefaultRoleNames()[role], role); err != nil {
-			t.Fatal(err)
-		}
+		e.folder(t, migrate.DefaultRoleNames()[role], role)
 	}
 	if n := e.srv.Stats().Requests - before; n != 0 {
 		t.Errorf("second round of EnsureFolder made %d requests, want 0 (cached)", n)
@@ -40,23 +33,10 @@ func TestEnsureFolderWellKnown(t *testing.T) {
 
 func TestEnsureFolderNested(t *testing.T) {
 	e := newEnv(t, nil)
-	ctx := context.Background()
-	proj, err := e.mb.EnsureFolder(ctx, "", "Projects", migrate.RoleNone)
-	if err != nil {
-		t.Fatal(err)
-	}
-	child, err := e.mb.EnsureFolder(ctx, proj, "Bob's 2024 & co", migrate.RoleNone)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inbox, err := e.mb.EnsureFolder(ctx, "", "Inbox", migrate.RoleInbox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	underInbox, err := e.mb.EnsureFolder(ctx, inbox, "Projects", migrate.RoleNone)
-	if err != nil {
-		t.Fatal(err)
-	}
+	proj := e.folder(t, "Projects", migrate.RoleNone)
+	child := ensureFolder(t, e.mb, proj, "Bob's 2024 & co", migrate.RoleNone)
+	inbox := e.folder(t, "Inbox", migrate.RoleInbox)
+	underInbox := ensureFolder(t, e.mb, inbox, "Projects", migrate.RoleNone)
 	if underInbox == proj {
 		t.Errorf("Inbox/Projects and Projects share id %q", proj)
 	}
@@ -64,7 +44,7 @@ func TestEnsureFolderNested(t *testing.T) {
 	for _, c := range []struct{ id, parent, name string }{
 		{proj, root, "Projects"}, {child, proj, "Bob's 2024 & co"}, {underInbox, inbox, "Projects"},
 	} {
-		f := e.folder(t, c.id)
+		f := e.storedFolder(t, c.id)
 		if f.ParentID != c.parent || f.DisplayName != c.name {
 			t.Errorf("folder %q: parent %q name %q, want %q %q", c.id, f.ParentID, f.DisplayName, c.parent, c.name)
 		}
@@ -74,11 +54,11 @@ func TestEnsureFolderNested(t *testing.T) {
 	// name and creates nothing.
 	n := len(e.srv.Folders(testUser))
 	mb2 := e.c.Mailbox(testUser)
-	proj2, err := mb2.EnsureFolder(ctx, "", "Projects", migrate.RoleNone)
+	proj2, err := mb2.EnsureFolder(t.Context(), "", "Projects", migrate.RoleNone)
 	if err != nil || proj2 != proj {
 		t.Errorf("second run: Projects = %q, %v; want %q", proj2, err, proj)
 	}
-	child2, err := mb2.EnsureFolder(ctx, proj2, "Bob's 2024 & co", migrate.RoleNone)
+	child2, err := mb2.EnsureFolder(t.Context(), proj2, "Bob's 2024 & co", migrate.RoleNone)
 	if err != nil || child2 != child {
 		t.Errorf("second run: child = %q, %v; want %q", child2, err, child)
 	}
@@ -105,12 +85,8 @@ func TestEnsureFolderExistsRace(t *testing.T) {
 		return nil, nil
 	}})
 	other = e.c.Mailbox(testUser)
-	ctx := context.Background()
-	inbox, err := e.mb.EnsureFolder(ctx, "", "Inbox", migrate.RoleInbox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := e.mb.EnsureFolder(ctx, inbox, "Racy", migrate.RoleNone)
+	inbox := e.folder(t, "Inbox", migrate.RoleInbox)
+	id, err := e.mb.EnsureFolder(t.Context(), inbox, "Racy", migrate.RoleNone)
 	if err != nil {
 		t.Fatalf("EnsureFolder after a race: %v", err)
 	}
@@ -159,17 +135,13 @@ func TestFolderDisplayName(t *testing.T) {
 	}
 
 	e := newEnv(t, nil)
-	ctx := context.Background()
 	for _, name := range []string{"  ", "%41", long} {
-		id, err := e.mb.EnsureFolder(ctx, "", name, migrate.RoleNone)
-		if err != nil {
-			t.Fatalf("EnsureFolder(%q): %v", name, err)
-		}
-		if got := e.folder(t, id).DisplayName; got != FolderDisplayName(name) {
+		id := e.folder(t, name, migrate.RoleNone)
+		if got := e.storedFolder(t, id).DisplayName; got != FolderDisplayName(name) {
 			t.Errorf("folder %q created as %q", name, got)
 		}
 		// A new Mailbox (a new run) finds it again.
-		if again, err := e.c.Mailbox(testUser).EnsureFolder(ctx, "", name, migrate.RoleNone); err != nil || again != id {
+		if again, err := e.c.Mailbox(testUser).EnsureFolder(t.Context(), "", name, migrate.RoleNone); err != nil || again != id {
 			t.Errorf("EnsureFolder(%q) again = %q, %v; want %q", name, again, err, id)
 		}
 	}

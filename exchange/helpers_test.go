@@ -83,7 +83,7 @@ type envOptions struct {
 	hook func(*http.Request) (*http.Response, error)
 }
 
-func newEnv(t *testing.T, o *envOptions) *env {
+func newEnv(t testing.TB, o *envOptions) *env {
 	t.Helper()
 	if o == nil {
 		o = &envOptions{}
@@ -97,9 +97,7 @@ func newEnv(t *testing.T, o *envOptions) *env {
 		so = *o.server
 	}
 	so.Token = serverToken
-	srv := exchangetest.NewServer(&so)
-	t.Cleanup(srv.Close)
-	srv.AddMailbox(testUser)
+	srv := newServer(t, &so)
 	if o.budget == nil {
 		o.budget = &Budget{}
 	}
@@ -159,14 +157,67 @@ func observed(ctx context.Context) (context.Context, func() []migrate.Event) {
 	}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
 
-func (e *env) folder(t *testing.T, id string) exchangetest.Folder {
+// newServer starts an emulator, closed when the test ends, that holds
+// testUser's mailbox.
+func newServer(t testing.TB, o *exchangetest.Options) *exchangetest.Server {
+	t.Helper()
+	srv := exchangetest.NewServer(o)
+	t.Cleanup(srv.Close)
+	srv.AddMailbox(testUser)
+	return srv
+}
+
+// newMailbox returns testUser's Mailbox on srv through a Client of its
+// own that paces by b and, unlike newEnv's, really sleeps its waits.
+func newMailbox(t testing.TB, srv *exchangetest.Server, b *Budget) *Mailbox {
+	t.Helper()
+	c, err := NewClient(&Options{Credential: &fakeCredential{tokens: []string{"t"}}, BaseURL: srv.URL(),
+		Transport: srv.Client().Transport, Budget: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Mailbox(testUser)
+}
+
+// ensureFolder returns the id of the folder name under parent ("": the
+// top of the mailbox) in mb, which it creates if need be; an error fails
+// the test.
+func ensureFolder(t testing.TB, mb *Mailbox, parent, name string, role migrate.Role) string {
+	t.Helper()
+	id, err := mb.EnsureFolder(t.Context(), parent, name, role)
+	if err != nil {
+		t.Fatalf("EnsureFolder(%q, %q, %q): %v", parent, name, role, err)
+	}
+	return id
+}
+
+// folder is ensureFolder for a top-level folder of e's mailbox.
+func (e *env) folder(t testing.TB, name string, role migrate.Role) string {
+	t.Helper()
+	return ensureFolder(t, e.mb, "", name, role)
+}
+
+// put puts m into folder of e's mailbox and returns the item's id; an
+// error fails the test.
+func (e *env) put(t testing.TB, folder string, m *migrate.Message) string {
+	t.Helper()
+	id, err := e.mb.Put(t.Context(), folder, m)
+	if err != nil {
+		t.Fatalf("Put %s: %v", m.ID, err)
+	}
+	return id
+}
+
+// storedFolder returns the emulator's folder with the given id, failing
+// the test if there is none.
+func (e *env) storedFolder(t testing.TB, id string) exchangetest.Folder {
 	t.Helper()
 	for _, f := range e.srv.Folders(testUser) {
 		if f.ID == id {
@@ -177,7 +228,7 @@ func (e *env) folder(t *testing.T, id string) exchangetest.Folder {
 	return exchangetest.Folder{}
 }
 
-func (e *env) wellKnown(t *testing.T, name string) string {
+func (e *env) wellKnown(t testing.TB, name string) string {
 	t.Helper()
 	for _, f := range e.srv.Folders(testUser) {
 		if f.WellKnownName == name {
@@ -361,7 +412,7 @@ func genPut(tm testMessage, uid uint32, flags ...migrate.Flag) *migrate.Message 
 // checkJSONCopy checks a message created through the JSON path against
 // its source: dates, flags, fields, headers, body and every attachment
 // byte.
-func checkJSONCopy(t *testing.T, e *env, id string, tm testMessage, m *migrate.Message) {
+func checkJSONCopy(t testing.TB, e *env, id string, tm testMessage, m *migrate.Message) {
 	t.Helper()
 	got, ok := e.srv.Message(testUser, id)
 	if !ok {
@@ -397,7 +448,7 @@ func checkJSONCopy(t *testing.T, e *env, id string, tm testMessage, m *migrate.M
 		}
 	}
 	// Body and headers, read back through Graph.
-	msg, err := e.c.graph.Users().ByUserId(testUser).Messages().ByMessageId(id).Get(context.Background(),
+	msg, err := e.c.graph.Users().ByUserId(testUser).Messages().ByMessageId(id).Get(t.Context(),
 		&users.ItemMessagesMessageItemRequestBuilderGetRequestConfiguration{
 			QueryParameters: &users.ItemMessagesMessageItemRequestBuilderGetQueryParameters{
 				Select: []string{"body", "from", "toRecipients", "ccRecipients", "internetMessageHeaders"},
@@ -431,7 +482,7 @@ func deref(s *string) string {
 	return *s
 }
 
-func checkFlags(t *testing.T, got exchangetest.Message, flags []migrate.Flag) {
+func checkFlags(t testing.TB, got exchangetest.Message, flags []migrate.Flag) {
 	t.Helper()
 	if got.IsRead != migrate.ContainsFlag(flags, migrate.FlagSeen) {
 		t.Errorf("isRead %v, flags %v", got.IsRead, flags)

@@ -3,7 +3,6 @@ package exchange
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"encoding/base64"
 	"errors"
 	"io"
@@ -51,9 +50,7 @@ func TestImportMimeRequest(t *testing.T) {
 	}})
 	inbox := e.wellKnown(t, "inbox")
 	raw := sampleMIME("<shape@example.org>", "shape")
-	if _, err := e.mb.Put(context.Background(), inbox, message("INBOX", 1, raw)); err != nil {
-		t.Fatal(err)
-	}
+	e.put(t, inbox, message("INBOX", 1, raw))
 	if len(got) != 1 {
 		t.Fatalf("%d importMime requests, want 1", len(got))
 	}
@@ -86,7 +83,7 @@ func TestPutUndo(t *testing.T) {
 		return nil, nil
 	}})
 	inbox := e.wellKnown(t, "inbox")
-	_, err := e.mb.Put(context.Background(), inbox, message("INBOX", 1, sampleMIME("<undo@example.org>", "undo")))
+	_, err := e.mb.Put(t.Context(), inbox, message("INBOX", 1, sampleMIME("<undo@example.org>", "undo")))
 	if !errors.Is(err, migrate.ErrItem) || !strings.Contains(err.Error(), "ErrorInvalidProperty") {
 		t.Errorf("Put with a failing PATCH: %v, want ErrItem ErrorInvalidProperty", err)
 	}
@@ -99,14 +96,14 @@ func TestRejectMIME(t *testing.T) {
 	e := newEnv(t, nil)
 	inbox := e.wellKnown(t, "inbox")
 	e.srv.RejectMIME(func(b []byte) bool { return bytes.Contains(b, []byte("Subject: bad")) })
-	_, err := e.mb.Put(context.Background(), inbox, message("INBOX", 1, sampleMIME("<bad@example.org>", "bad")))
+	_, err := e.mb.Put(t.Context(), inbox, message("INBOX", 1, sampleMIME("<bad@example.org>", "bad")))
 	if !errors.Is(err, migrate.ErrItem) || errors.Is(err, migrate.ErrMailbox) {
 		t.Fatalf("Put of rejected MIME: %v, want ErrItem", err)
 	}
 	if !strings.Contains(err.Error(), "ErrorMimeContentInvalid") {
 		t.Errorf("error %q does not give Graph's reason", err)
 	}
-	if _, err := e.mb.Put(context.Background(), inbox, message("INBOX", 2, sampleMIME("<good@example.org>", "good"))); err != nil {
+	if _, err := e.mb.Put(t.Context(), inbox, message("INBOX", 2, sampleMIME("<good@example.org>", "good"))); err != nil {
 		t.Errorf("Put of good MIME after a rejection: %v", err)
 	}
 }

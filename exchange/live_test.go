@@ -59,7 +59,7 @@ func TestLiveTenant(t *testing.T) {
 		t.Fatal(err)
 	}
 	user := env["MAILFERRY_LIVE_MAILBOX"]
-	ctx := context.Background()
+	ctx := t.Context()
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
 	rootName := fmt.Sprintf("mailferry-live-%s-%s", time.Now().UTC().Format("20060102T150405"), hex.EncodeToString(rnd[:]))
@@ -68,6 +68,7 @@ func TestLiveTenant(t *testing.T) {
 		t.Fatalf("create the run's folder: %v", err)
 	}
 	t.Cleanup(func() {
+		// Not t.Context(): it is done before the cleanups run.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		// permanentDelete: not even Deleted Items keeps the run's folders

@@ -55,9 +55,8 @@ func TestBucketWindow(t *testing.T) {
 // request of that mailbox, and only of that mailbox.
 func TestThrottleEventsAndPause(t *testing.T) {
 	e := newEnv(t, nil)
-	ctx := context.Background()
 	e.srv.AddMailbox("bob@contoso.com")
-	ctx, events := observed(ctx)
+	ctx, events := observed(t.Context())
 	inbox := e.wellKnown(t, "inbox")
 	e.srv.FailNext(1, http.StatusTooManyRequests, 3*time.Second)
 	if _, err := e.mb.Put(ctx, inbox, message("INBOX", 1, sampleMIME("<t1@example.org>", "t1"))); err != nil {
@@ -80,9 +79,7 @@ func TestThrottleEventsAndPause(t *testing.T) {
 	}
 	// ...another mailbox does not.
 	e.waits = nil
-	if _, err := e.c.Mailbox("bob@contoso.com").EnsureFolder(ctx, "", "Inbox", migrate.RoleInbox); err != nil {
-		t.Fatal(err)
-	}
+	ensureFolder(t, e.c.Mailbox("bob@contoso.com"), "", "Inbox", migrate.RoleInbox)
 	if len(e.waits) != 0 {
 		t.Errorf("another mailbox waited %v", e.waits)
 	}
@@ -92,22 +89,12 @@ func TestThrottleEventsAndPause(t *testing.T) {
 // requests of a mailbox are in flight, so that the emulator's 4-request
 // budget never answers 429 to 12 concurrent Puts.
 func TestPacerConcurrency(t *testing.T) {
-	srv := exchangetest.NewServer(&exchangetest.Options{
+	srv := newServer(t, &exchangetest.Options{
 		Budget: &exchangetest.Budget{MaxConcurrentRequests: 4}, Latency: 5 * time.Millisecond,
 	})
-	t.Cleanup(srv.Close)
-	srv.AddMailbox(testUser)
-	c, err := NewClient(&Options{Credential: &fakeCredential{tokens: []string{"t"}}, BaseURL: srv.URL(),
-		Transport: srv.Client().Transport, Budget: &Budget{MaxConcurrentRequests: 4}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mb := c.Mailbox(testUser)
-	ctx := context.Background()
-	inbox, err := mb.EnsureFolder(ctx, "", "Inbox", migrate.RoleInbox)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mb := newMailbox(t, srv, &Budget{MaxConcurrentRequests: 4})
+	inbox := ensureFolder(t, mb, "", "Inbox", migrate.RoleInbox)
+	ctx := t.Context()
 	var wg sync.WaitGroup
 	for i := range 12 {
 		wg.Go(func() {
@@ -157,7 +144,7 @@ func TestPacerAbandon(t *testing.T) {
 	}
 	p := newPacer(&Budget{MaxUploadBytesPerWindow: 150 << 20, UploadWindow: 5 * time.Minute}, sleep,
 		func() time.Time { return now })
-	ctx := context.Background()
+	ctx := t.Context()
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
 	for i, c := range []context.Context{ctx, cancelled, ctx} {

@@ -2,7 +2,6 @@ package exchange
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,11 +17,7 @@ import (
 
 func TestPut(t *testing.T) {
 	e := newEnv(t, nil)
-	ctx := context.Background()
-	inbox, err := e.mb.EnsureFolder(ctx, "", "Inbox", migrate.RoleInbox)
-	if err != nil {
-		t.Fatal(err)
-	}
+	inbox := e.folder(t, "Inbox", migrate.RoleInbox)
 	cases := []struct {
 		name     string
 		flags    []migrate.Flag
@@ -39,10 +34,7 @@ func TestPut(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			raw := sampleMIME(fmt.Sprintf("<put-%d@example.org>", i), "Put "+c.name)
 			m := message("INBOX", uint32(i+1), raw, c.flags...)
-			id, err := e.mb.Put(ctx, inbox, m)
-			if err != nil {
-				t.Fatalf("Put: %v", err)
-			}
+			id := e.put(t, inbox, m)
 			got, ok := e.srv.Message(testUser, id)
 			if !ok {
 				t.Fatalf("Put returned %q, which the mailbox does not hold", id)
@@ -74,7 +66,7 @@ func TestPut(t *testing.T) {
 
 func TestPutTooLarge(t *testing.T) {
 	e := newEnv(t, nil)
-	ctx := context.Background()
+	ctx := t.Context()
 	inbox := e.wellKnown(t, "inbox")
 	before := e.srv.Stats().Requests
 	huge := message("INBOX", 1, sampleMIME("<huge@example.org>", "huge"))
@@ -97,10 +89,7 @@ func TestPutTooLarge(t *testing.T) {
 	// Exactly MaxImportSize goes through importMime (4 MB of base64).
 	exact := append(sampleMIME("<exact@example.org>", "exact"), []byte{}...)
 	exact = append(exact, bytes.Repeat([]byte("y"), MaxImportSize-len(exact))...)
-	id, err := e.mb.Put(ctx, inbox, message("INBOX", 2, exact))
-	if err != nil {
-		t.Fatalf("Put of exactly %d bytes: %v", len(exact), err)
-	}
+	id := e.put(t, inbox, message("INBOX", 2, exact))
 	if got, _ := e.srv.Message(testUser, id); !bytes.Equal(got.MIME, exact) {
 		t.Errorf("Put of exactly %d bytes: MIME not kept", len(exact))
 	}
@@ -112,15 +101,11 @@ func TestPutTooLarge(t *testing.T) {
 // other through the JSON create with its attachments. TestUploadSessions
 // puts one of 40 MB.
 func TestPutSizes(t *testing.T) {
-	ctx := context.Background()
 	t.Run("1KB-importMime", func(t *testing.T) {
 		e := newEnv(t, nil)
 		tm := genMessage(1)
 		m := genPut(tm, 1, migrate.FlagSeen, migrate.FlagFlagged, migrate.FlagAnswered, "Work")
-		id, err := e.mb.Put(ctx, e.wellKnown(t, "inbox"), m)
-		if err != nil {
-			t.Fatal(err)
-		}
+		id := e.put(t, e.wellKnown(t, "inbox"), m)
 		got, _ := e.srv.Message(testUser, id)
 		if !bytes.Equal(got.MIME, tm.raw) {
 			t.Errorf("MIME differs from the source")
@@ -134,10 +119,7 @@ func TestPutSizes(t *testing.T) {
 		e := newEnv(t, &envOptions{dates: ReceivedDateFromSource})
 		tm := genMessage(2)
 		m := genPut(tm, 2, migrate.FlagAnswered, "Work", "$Forwarded")
-		id, err := e.mb.Put(ctx, e.wellKnown(t, "inbox"), m)
-		if err != nil {
-			t.Fatal(err)
-		}
+		id := e.put(t, e.wellKnown(t, "inbox"), m)
 		checkJSONCopy(t, e, id, tm, m)
 		if st := e.srv.Stats(); st.ByRoute["POST /users/{user}/mailFolders/{id}/messages"] != 1 || st.Requests > 4 {
 			t.Errorf("one create expected, with its attachments: %v", st.ByRoute)
@@ -147,10 +129,7 @@ func TestPutSizes(t *testing.T) {
 		e := newEnv(t, nil)
 		tm := genMessage(3, 100<<10, 3300<<10)
 		m := genPut(tm, 3, migrate.FlagFlagged)
-		id, err := e.mb.Put(ctx, e.wellKnown(t, "inbox"), m)
-		if err != nil {
-			t.Fatal(err)
-		}
+		id := e.put(t, e.wellKnown(t, "inbox"), m)
 		checkJSONCopy(t, e, id, tm, m)
 	})
 }
@@ -182,10 +161,7 @@ func TestPutLostAnswer(t *testing.T) {
 			base = e.srv.Client().Transport
 			tm := genMessage(6)
 			m := genPut(tm, 6, migrate.FlagSeen)
-			id, err := e.mb.Put(context.Background(), e.wellKnown(t, "inbox"), m)
-			if err != nil {
-				t.Fatal(err)
-			}
+			id := e.put(t, e.wellKnown(t, "inbox"), m)
 			msgs := e.srv.Messages(testUser)
 			if len(msgs) != 1 || msgs[0].ID != id {
 				t.Fatalf("%d messages, want the one Put returned", len(msgs))
@@ -200,7 +176,7 @@ func TestPutLostAnswer(t *testing.T) {
 // TestConcurrentPut puts from several goroutines into one Mailbox.
 func TestConcurrentPut(t *testing.T) {
 	e := newEnv(t, nil)
-	ctx := context.Background()
+	ctx := t.Context()
 	var wg sync.WaitGroup
 	ids := make([]string, 12)
 	errs := make([]error, len(ids))

@@ -18,10 +18,9 @@ import (
 
 func TestRetryThrottled(t *testing.T) {
 	e := newEnv(t, nil)
-	ctx := context.Background()
 	inbox := e.wellKnown(t, "inbox")
 	e.srv.FailNext(2, http.StatusTooManyRequests, time.Second)
-	id, err := e.mb.Put(ctx, inbox, message("INBOX", 1, sampleMIME("<throttled@example.org>", "throttled")))
+	id, err := e.mb.Put(t.Context(), inbox, message("INBOX", 1, sampleMIME("<throttled@example.org>", "throttled")))
 	if err != nil {
 		t.Fatalf("Put through two 429s: %v", err)
 	}
@@ -45,9 +44,8 @@ func TestRetryThrottled(t *testing.T) {
 
 func TestRetryBackoffAndExhaustion(t *testing.T) {
 	e := newEnv(t, &envOptions{maxRetries: 3})
-	ctx := context.Background()
 	e.srv.FailNext(10, http.StatusServiceUnavailable, 0)
-	_, err := e.mb.EnsureFolder(ctx, "", "Projects", migrate.RoleNone)
+	_, err := e.mb.EnsureFolder(t.Context(), "", "Projects", migrate.RoleNone)
 	if !errors.Is(err, migrate.ErrTransient) {
 		t.Fatalf("EnsureFolder through 503s: %v, want ErrTransient", err)
 	}
@@ -75,10 +73,9 @@ func TestRetryBackoffAndExhaustion(t *testing.T) {
 
 func TestRetryResetConnection(t *testing.T) {
 	e := newEnv(t, nil)
-	ctx := context.Background()
 	inbox := e.wellKnown(t, "inbox")
 	e.srv.ResetNext(2)
-	id, err := e.mb.Put(ctx, inbox, message("INBOX", 1, sampleMIME("<reset@example.org>", "reset")))
+	id, err := e.mb.Put(t.Context(), inbox, message("INBOX", 1, sampleMIME("<reset@example.org>", "reset")))
 	if err != nil {
 		t.Fatalf("Put through two dropped connections: %v", err)
 	}
@@ -94,7 +91,7 @@ func TestRetryHonoursContext(t *testing.T) {
 	e := newEnv(t, nil)
 	e.c.retry.sleep = nil // real timers
 	e.srv.FailNext(1, http.StatusTooManyRequests, time.Hour)
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	_, err := e.mb.EnsureFolder(ctx, "", "Projects", migrate.RoleNone)
@@ -167,7 +164,7 @@ func TestEngineSeesThrottling(t *testing.T) {
 		}
 	}})
 	fx := migratetest.Sample()
-	rep := eng.Run(context.Background(), migrate.Job{Mailbox: testUser, Source: migratetest.NewSource(fx), Sink: e.mb})
+	rep := eng.Run(t.Context(), migrate.Job{Mailbox: testUser, Source: migratetest.NewSource(fx), Sink: e.mb})
 	if rep.Lost() {
 		t.Fatalf("migration lost messages: %+v", rep.Totals())
 	}

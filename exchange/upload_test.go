@@ -1,7 +1,6 @@
 package exchange
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -12,15 +11,11 @@ import (
 // whose attachments of 9 and 18 MB go through upload sessions, and checks
 // every byte that arrives.
 func TestUploadSessions(t *testing.T) {
-	ctx := context.Background()
 	e := newEnv(t, nil)
 	tm := genMessage(4, 2<<20, 9<<20, 18<<20, 700<<10)
 	m := genPut(tm, 4, migrate.FlagSeen, "Projects")
 	start := time.Now()
-	id, err := e.mb.Put(ctx, e.wellKnown(t, "inbox"), m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := e.put(t, e.wellKnown(t, "inbox"), m)
 	t.Logf("%d bytes of MIME in %v", len(tm.raw), time.Since(start))
 	checkJSONCopy(t, e, id, tm, m)
 	st := e.srv.Stats()

@@ -11,7 +11,6 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
-	"github.com/emersion/go-message/textproto"
 
 	"github.com/mailferry/mailferry/migrate"
 )
@@ -220,33 +219,47 @@ func convertFlags(flags []imap.Flag) []migrate.Flag {
 
 // parseMessageID returns the Message-ID of a header block, angle brackets
 // kept (the first <...> of the field, or its whole value when it has
-// none), or "". The block is read with go-message's textproto, which
-// joins folded lines and ends the header at its first blank line; a
-// malformed line (an mbox "From " line, a stray continuation) is skipped,
-// so that it neither hides the Message-ID nor fails the listing.
+// none), or "". The header ends at its first blank line; folded lines are
+// unfolded. A malformed line (an mbox "From " line, a stray continuation)
+// neither hides the Message-ID nor fails the listing.
+//
+// It runs once per message on the hot path of a first pass, so it does not
+// hand the header to go-message's textproto.ReadHeader, which parses every
+// field: about 50 allocations and 4 µs for a typical header, against about
+// 30 µs per message at Dovecot's speed, where this scan takes 0.1 µs.
+// TestParseMessageIDAgreesWithGoMessage holds it to textproto's reading.
 func parseMessageID(hdr []byte) string {
-	var r io.Reader = bytes.NewReader(hdr)
-	if !bytes.HasSuffix(hdr, []byte("\n")) {
-		// ReadHeader may drop a last line that has no line break.
-		r = io.MultiReader(r, strings.NewReader("\r\n"))
-	}
-	br := bufio.NewReaderSize(r, 16) // small: hdr is in memory already
-	for {
-		h, err := textproto.ReadHeader(br)
-		if h.Has("Message-Id") {
-			v := strings.TrimSpace(h.Get("Message-Id"))
-			if i := strings.IndexByte(v, '<'); i >= 0 {
-				if j := strings.IndexByte(v[i:], '>'); j >= 0 {
-					return v[i : i+j+1]
-				}
+	const name = "message-id"
+	for rest := hdr; len(rest) > 0; {
+		line, next, _ := bytes.Cut(rest, []byte("\n"))
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 {
+			return "" // the blank line that ends the header
+		}
+		rest = next
+		if len(line) <= len(name) || !strings.EqualFold(string(line[:len(name)]), name) {
+			continue
+		}
+		v, ok := bytes.CutPrefix(bytes.TrimLeft(line[len(name):], " \t"), []byte(":"))
+		if !ok {
+			continue
+		}
+		value := string(v)
+		for len(rest) > 0 && (rest[0] == ' ' || rest[0] == '\t') {
+			line, rest, _ = bytes.Cut(rest, []byte("\n"))
+			// Unfolded as go-message does: one space for the line break
+			// and the white space that follows it.
+			value += " " + string(bytes.TrimLeft(bytes.TrimSuffix(line, []byte("\r")), " \t"))
+		}
+		value = strings.TrimSpace(value)
+		if i := strings.IndexByte(value, '<'); i >= 0 {
+			if j := strings.IndexByte(value[i:], '>'); j >= 0 {
+				return value[i : i+j+1]
 			}
-			return v
 		}
-		if err == nil || errors.Is(err, io.EOF) {
-			return "" // the end of the header
-		}
-		// ReadHeader stopped at a malformed line, consumed: read on.
+		return value
 	}
+	return ""
 }
 
 // maxHeaderPeek bounds how much of a body Fetch reads ahead to find its

@@ -1,10 +1,16 @@
 package imapsrc_test
 
 import (
+	"bufio"
 	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-message/textproto"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -156,5 +162,56 @@ func TestParseMessageID(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			assert.Equal(t, tc.want, imapsrc.ParseMessageID([]byte(tc.hdr)))
 		})
+	}
+}
+
+// TestParseMessageIDAgreesWithGoMessage holds imapsrc's fast Message-ID
+// scan to go-message's reading of the same header (textproto.ReadHeader,
+// read on past malformed lines) over many generated headers, well-formed
+// and not.
+func TestParseMessageIDAgreesWithGoMessage(t *testing.T) {
+	lines := []string{
+		"Subject: hello", "From: Alice <a@example.org>", "Message-ID: <a@example.org>",
+		"Message-Id: <b@example.org> (comment)", "MESSAGE-ID:<c@example.org>", "Message-ID : <d@example.org>",
+		"Message-ID:", " <folded@example.org>", "\tmore", "Message-ID: bare@example.org",
+		"From alice@example.org Mon Jan  1 00:00:00 2024", "garbage without a colon", "",
+		"X-Message-ID: <not@example.org>", "Message-IDs: <not@example.org>", "Message-ID: <open@example.org",
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 20000 {
+		var b strings.Builder
+		for range rng.IntN(8) {
+			b.WriteString(lines[rng.IntN(len(lines))])
+			if rng.IntN(4) == 0 {
+				b.WriteString("\n")
+			} else {
+				b.WriteString("\r\n")
+			}
+		}
+		hdr := b.String()
+		if want, got := goMessageID(hdr), imapsrc.ParseMessageID([]byte(hdr)); got != want {
+			t.Fatalf("header %d %q: Message-ID %q, go-message reads %q", i, hdr, got, want)
+		}
+	}
+}
+
+// goMessageID reads hdr's Message-ID with go-message, the way a lenient
+// mail client would: a malformed line is skipped and reading goes on.
+func goMessageID(hdr string) string {
+	br := bufio.NewReader(strings.NewReader(hdr + "\r\n"))
+	for {
+		h, err := textproto.ReadHeader(br)
+		if h.Has("Message-Id") {
+			v := strings.TrimSpace(h.Get("Message-Id"))
+			if i := strings.IndexByte(v, '<'); i >= 0 {
+				if j := strings.IndexByte(v[i:], '>'); j >= 0 {
+					return v[i : i+j+1]
+				}
+			}
+			return v
+		}
+		if err == nil || errors.Is(err, io.EOF) {
+			return ""
+		}
 	}
 }

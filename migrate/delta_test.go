@@ -21,7 +21,7 @@ func TestEngineDeltaPassListsOnlyChanges(t *testing.T) {
 			src.NoModSeq = !condstore
 			eng := migrate.NewEngine(nil)
 			job := migrate.Job{Mailbox: "a", Source: src, Sink: sink}
-			ctx := context.Background()
+			ctx := t.Context()
 			eng.Run(ctx, job)
 			lists := src.Lists
 
@@ -130,7 +130,7 @@ func TestEngineConcurrentPutsWithinBounds(t *testing.T) {
 	} {
 		sink := &slowSink{Sink: migratetest.NewSink(), delay: 5 * time.Millisecond}
 		rep := migrate.NewEngine(&migrate.Options{MaxPutsPerMailbox: tc.puts, MaxBytesInFlightPerMailbox: tc.maxBytes}).
-			Run(context.Background(), migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: sink})
+			Run(t.Context(), migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: sink})
 		if rep.Lost() || sink.Sink.Puts != 40 {
 			t.Fatalf("puts=%d: %s, %d stored", tc.puts, rep.Mailboxes[0].Status, sink.Sink.Puts)
 		}
@@ -145,7 +145,7 @@ func TestEngineConcurrentPutsWithinBounds(t *testing.T) {
 
 func TestEngineMailboxErrorStopsConcurrentPuts(t *testing.T) {
 	sink := &slowSink{Sink: migratetest.NewSink(), delay: time.Millisecond, failMailboxAfter: 5}
-	rep := migrate.NewEngine(nil).Run(context.Background(), migrate.Job{Mailbox: "a", Source: migratetest.NewSource(bigFixture(200, 500)), Sink: sink})
+	rep := migrate.NewEngine(nil).Run(t.Context(), migrate.Job{Mailbox: "a", Source: migratetest.NewSource(bigFixture(200, 500)), Sink: sink})
 	if mr := rep.Mailboxes[0]; mr.Status != migrate.StatusFailed || len(mr.Problems) != 0 {
 		t.Errorf("status %s, %d problems", mr.Status, len(mr.Problems))
 	}
@@ -187,7 +187,7 @@ func TestEngineBackendEvents(t *testing.T) {
 			t.Errorf("event %s without a time", e.Kind)
 		}
 	}})
-	rep := eng.Run(context.Background(), migrate.Job{Mailbox: "alice",
+	rep := eng.Run(t.Context(), migrate.Job{Mailbox: "alice",
 		Source: &chattySource{Source: migratetest.NewSource(fx)}, Sink: &throttledSink{Sink: migratetest.NewSink()}})
 	mr := rep.Mailboxes[0]
 	if kinds[migrate.EventReconnected] != 2 || kinds[migrate.EventThrottled] != fx.Count() || !mailboxes["alice"] || len(mailboxes) != 1 {
@@ -246,11 +246,8 @@ func TestEngineBackendEventsStayWithTheirRun(t *testing.T) {
 // mailbox "completed with errors", and is tried again on the next pass:
 // the folder's mod-sequence is not recorded past it.
 func TestEngineReportsFlagChangesNotCarried(t *testing.T) {
-	fx := migratetest.Sample()
-	src, sink := migratetest.NewSource(fx), migratetest.NewSink()
-	eng := migrate.NewEngine(nil)
-	job := migrate.Job{Mailbox: "a", Source: src, Sink: sink}
-	eng.Run(t.Context(), job)
+	c := copyOnce(t)
+	src, sink, eng, job := c.src, c.sink, c.eng, c.job
 	if err := src.SetFlags("Projects/2024", 2, []migrate.Flag{migrate.FlagSeen}); err != nil {
 		t.Fatal(err)
 	}

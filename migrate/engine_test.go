@@ -55,7 +55,7 @@ func TestEngineCopiesEverythingOnce(t *testing.T) {
 	src, sink := migratetest.NewSource(fx), migratetest.NewSink()
 	var events []migrate.Event
 	eng := migrate.NewEngine(&migrate.Options{OnEvent: func(e migrate.Event) { events = append(events, e) }})
-	ctx := context.Background()
+	ctx := t.Context()
 
 	rep := eng.Run(ctx, migrate.Job{Mailbox: "alice@example.com", Source: src, Sink: sink})
 	if rep.Lost() || rep.Mailboxes[0].Status != migrate.StatusCompleted {
@@ -90,13 +90,30 @@ func TestEngineCopiesEverythingOnce(t *testing.T) {
 	checkCopied(t, fx, sink)
 }
 
+// copiedOnce is the Sample copied once by an Engine with default options
+// into an empty in-memory sink: the start of every test of later passes.
+type copiedOnce struct {
+	fx   *migratetest.Fixture
+	src  *migratetest.Source
+	sink *migratetest.Sink
+	eng  *migrate.Engine
+	job  migrate.Job
+}
+
+func copyOnce(t testing.TB) *copiedOnce {
+	t.Helper()
+	c := &copiedOnce{fx: migratetest.Sample(), sink: migratetest.NewSink(), eng: migrate.NewEngine(nil)}
+	c.src = migratetest.NewSource(c.fx)
+	c.job = migrate.Job{Mailbox: "alice", Source: c.src, Sink: c.sink}
+	if rep := c.eng.Run(t.Context(), c.job); rep.Lost() {
+		t.Fatalf("first pass: %+v", rep.Mailboxes[0])
+	}
+	return c
+}
+
 func TestEngineDeltaPass(t *testing.T) {
-	fx := migratetest.Sample()
-	src, sink := migratetest.NewSource(fx), migratetest.NewSink()
-	eng := migrate.NewEngine(nil)
-	ctx := context.Background()
-	job := migrate.Job{Mailbox: "alice", Source: src, Sink: sink}
-	eng.Run(ctx, job)
+	c := copyOnce(t)
+	src, sink, eng, job, ctx := c.src, c.sink, c.eng, c.job, t.Context()
 
 	// A new message arrives and the user reads the first one.
 	late := migratetest.FixtureMessage{Raw: []byte("Message-ID: <late@x>\r\nSubject: late\r\n\r\nhi\r\n"),
@@ -171,7 +188,7 @@ func TestEngineItemFailuresAndBadItemLimit(t *testing.T) {
 	}
 	sink := migratetest.NewSink()
 	sink.PutErr = reject
-	rep := migrate.NewEngine(nil).Run(context.Background(), migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: sink})
+	rep := migrate.NewEngine(nil).Run(t.Context(), migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: sink})
 	mr := rep.Mailboxes[0]
 	if mr.Status != migrate.StatusCompletedWithErrors || len(mr.Problems) != 2 || sink.Puts != fx.Count()-2 {
 		t.Fatalf("status %s, problems %+v, puts %d", mr.Status, mr.Problems, sink.Puts)
@@ -183,7 +200,7 @@ func TestEngineItemFailuresAndBadItemLimit(t *testing.T) {
 
 	sink = migratetest.NewSink()
 	sink.PutErr = reject
-	rep = migrate.NewEngine(&migrate.Options{BadItemLimit: 1}).Run(context.Background(), migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: sink})
+	rep = migrate.NewEngine(&migrate.Options{BadItemLimit: 1}).Run(t.Context(), migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: sink})
 	if mr := rep.Mailboxes[0]; mr.Status != migrate.StatusFailed || !errors.Is(mr.Err, migrate.ErrBadItemLimit) || !strings.Contains(mr.Error, "bad item limit") {
 		t.Errorf("with BadItemLimit 1: %s %q", mr.Status, mr.Error)
 	}
@@ -194,7 +211,7 @@ func TestEngineMailboxErrorStopsOnlyThatMailbox(t *testing.T) {
 	full.PutErr = func(*migrate.Message) error { return migrate.MailboxError(errors.New("ErrorQuotaExceeded")) }
 	ok := migratetest.NewSink()
 	fx := migratetest.Sample()
-	rep := migrate.NewEngine(&migrate.Options{MaxMailboxes: 2}).Run(context.Background(),
+	rep := migrate.NewEngine(&migrate.Options{MaxMailboxes: 2}).Run(t.Context(),
 		migrate.Job{Mailbox: "full", Source: migratetest.NewSource(fx), Sink: full},
 		migrate.Job{Mailbox: "ok", Source: migratetest.NewSource(fx), Sink: ok})
 	if mr := rep.Mailboxes[0]; mr.Status != migrate.StatusFailed || !errors.Is(mr.Err, migrate.ErrMailbox) || !strings.Contains(mr.Error, "ErrorQuotaExceeded") {
@@ -210,14 +227,10 @@ func TestEngineMailboxErrorStopsOnlyThatMailbox(t *testing.T) {
 }
 
 func TestEngineUIDValidityChange(t *testing.T) {
-	fx := migratetest.Sample()
-	src, sink := migratetest.NewSource(fx), migratetest.NewSink()
-	eng := migrate.NewEngine(nil)
-	job := migrate.Job{Mailbox: "a", Source: src, Sink: sink}
-	eng.Run(context.Background(), job)
-	src.SetUIDValidity("INBOX", 777)
-	rep := eng.Run(context.Background(), job)
-	if sink.Puts != fx.Count() {
+	c := copyOnce(t)
+	c.src.SetUIDValidity("INBOX", 777)
+	rep := c.eng.Run(t.Context(), c.job)
+	if sink := c.sink; sink.Puts != c.fx.Count() {
 		t.Errorf("INBOX copied again after its UIDVALIDITY changed: %d puts", sink.Puts)
 	}
 	mr := rep.Mailboxes[0]
@@ -236,14 +249,14 @@ func TestEngineFiltersAndDuplicates(t *testing.T) {
 		Deduper: &migrate.MessageIDDeduper{},
 		Filter:  migrate.Filter{Since: time.Date(2024, 3, 2, 0, 0, 0, 0, time.UTC)},
 	})
-	tot := eng.Run(context.Background(), migrate.Job{Mailbox: "a", Source: src, Sink: sink}).Totals()
+	tot := eng.Run(t.Context(), migrate.Job{Mailbox: "a", Source: src, Sink: sink}).Totals()
 	// Sample messages dated March 1st: INBOX UID 1 and its copy, Sent UID 1.
 	if tot.Filtered != 3 || tot.Duplicates != 0 || tot.Copied != fx.Count()-2 {
 		t.Errorf("with Since: %+v", tot)
 	}
 	sink = migratetest.NewSink()
 	eng = migrate.NewEngine(&migrate.Options{Deduper: &migrate.MessageIDDeduper{}})
-	tot = eng.Run(context.Background(), migrate.Job{Mailbox: "a", Source: src, Sink: sink}).Totals()
+	tot = eng.Run(t.Context(), migrate.Job{Mailbox: "a", Source: src, Sink: sink}).Totals()
 	if tot.Duplicates != 1 || tot.Copied != fx.Count() {
 		t.Errorf("with a duplicate: %+v", tot)
 	}
@@ -261,7 +274,7 @@ func TestEngineReportsVanishedMessages(t *testing.T) {
 		}
 		return nil
 	}
-	rep := migrate.NewEngine(&migrate.Options{MaxUIDsPerFetch: 1}).Run(context.Background(), migrate.Job{Mailbox: "a", Source: src, Sink: sink})
+	rep := migrate.NewEngine(&migrate.Options{MaxUIDsPerFetch: 1}).Run(t.Context(), migrate.Job{Mailbox: "a", Source: src, Sink: sink})
 	if tot := rep.Totals(); tot.Vanished != 1 || tot.Copied != fx.Count()-1 || rep.Lost() {
 		t.Errorf("totals %+v, status %s", tot, rep.Mailboxes[0].Status)
 	}
