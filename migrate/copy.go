@@ -331,7 +331,8 @@ func (fc *folderCopy) put(ctx context.Context, msg *Message) error {
 		return fmt.Errorf("migrate: state: %w", err)
 	}
 	itemID, err := fc.job.Sink.Put(ctx, fc.folderID, msg)
-	if err != nil {
+	degraded := err != nil && itemID != "" && errors.Is(err, ErrDegraded)
+	if err != nil && !degraded {
 		if ctx.Err() != nil || errors.Is(err, ErrMailbox) {
 			return err
 		}
@@ -340,12 +341,29 @@ func (fc *folderCopy) put(ctx context.Context, msg *Message) error {
 	if err := fc.opts.State.Commit(ctx, fc.job.Mailbox, msg.ID, itemID, msg.Flags); err != nil {
 		return fmt.Errorf("migrate: state: %w", err)
 	}
+	if degraded {
+		fc.degraded(msg, err)
+		return nil
+	}
 	fc.mu.Lock()
 	fc.rep.Copied++
 	fc.rep.Bytes += msg.Size
 	fc.mu.Unlock()
 	fc.emit(Event{Kind: EventMessageCopied, Folder: fc.folder.Name, Target: fc.target.Key(), UID: msg.UID, Bytes: msg.Size})
 	return nil
+}
+
+// degraded records a message the sink stored degraded, with its reason.
+// It is not a failure: the message is there, its original attached.
+func (fc *folderCopy) degraded(msg *Message, reason error) {
+	fc.mu.Lock()
+	fc.rep.Degraded++
+	fc.mailboxRun.rep.Problems = append(fc.mailboxRun.rep.Problems, Problem{Folder: fc.folder.Name, UID: msg.UID,
+		MessageID: msg.MessageID, Size: msg.Size, Action: ActionDegrade, Err: reason, Reason: reason.Error()})
+	fc.mu.Unlock()
+	fc.emit(Event{Kind: EventMessageDegraded, Folder: fc.folder.Name, Target: fc.target.Key(), UID: msg.UID, Bytes: msg.Size,
+		Err: &MessageError{Mailbox: fc.job.Mailbox, Folder: fc.folder.Name, UID: msg.UID, Err: reason}})
+	fc.opts.Logger.Warn("message stored degraded", "mailbox", fc.job.Mailbox, "folder", fc.folder.Name, "uid", msg.UID, "reason", reason)
 }
 
 // fail records an item failure and applies the bad-item limit.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -95,7 +96,7 @@ type mailboxRun struct {
 	folderFailures int
 
 	// mu guards what the Put workers and backend events change: failures,
-	// rep.Problems, throttled and reconnects.
+	// rep.Problems, rep.Notices, throttled and reconnects.
 	mu           sync.Mutex
 	failures     int // messages not copied (the bad-item limit counts these)
 	flagFailures int // flag changes not carried
@@ -107,12 +108,15 @@ func (m *mailboxRun) emit(ev Event) {
 	ev.Time = time.Now()
 	ev.Mailbox = m.job.Mailbox
 	switch ev.Kind {
-	case EventThrottled, EventReconnected:
+	case EventThrottled, EventReconnected, EventNotice:
 		m.mu.Lock()
-		if ev.Kind == EventThrottled {
+		switch {
+		case ev.Kind == EventThrottled:
 			m.throttled++
-		} else {
+		case ev.Kind == EventReconnected:
 			m.reconnects++
+		case !slices.Contains(m.rep.Notices, ev.Reason):
+			m.rep.Notices = append(m.rep.Notices, ev.Reason)
 		}
 		m.mu.Unlock()
 	}

@@ -279,3 +279,61 @@ func TestEngineReportsVanishedMessages(t *testing.T) {
 		t.Errorf("totals %+v, status %s", tot, rep.Mailboxes[0].Status)
 	}
 }
+
+// A message the sink stored degraded is committed (a rerun leaves it be),
+// counted apart from the copied ones and listed with its reason; the
+// mailbox has lost nothing.
+func TestEngineReportsDegradedMessages(t *testing.T) {
+	fx := migratetest.Sample()
+	src, sink := migratetest.NewSource(fx), migratetest.NewSink()
+	reason := migrate.DegradedError(errors.New("multipart: NextPart: EOF"))
+	sink.PutErr = func(m *migrate.Message) error {
+		if m.ID.Folder == "INBOX" && m.UID == 2 {
+			return reason
+		}
+		return nil
+	}
+	var degradedEvents int
+	eng := migrate.NewEngine(&migrate.Options{OnEvent: func(e migrate.Event) {
+		if e.Kind == migrate.EventMessageDegraded {
+			degradedEvents++
+		}
+	}})
+	job := migrate.Job{Mailbox: "a", Source: src, Sink: sink}
+	rep := eng.Run(t.Context(), job)
+	mr, tot := rep.Mailboxes[0], rep.Totals()
+	if mr.Status != migrate.StatusCompleted || rep.Lost() || tot.Degraded != 1 || tot.Copied != fx.Count()-1 || degradedEvents != 1 {
+		t.Fatalf("status %s, totals %+v, %d degraded events", mr.Status, tot, degradedEvents)
+	}
+	if len(mr.Problems) != 1 || mr.Problems[0].Action != migrate.ActionDegrade || mr.Problems[0].UID != 2 ||
+		!errors.Is(mr.Problems[0].Err, migrate.ErrDegraded) {
+		t.Errorf("problems %+v", mr.Problems)
+	}
+	if sink.Puts != fx.Count() {
+		t.Errorf("sink stored %d messages, want all %d", sink.Puts, fx.Count())
+	}
+	var text strings.Builder
+	if err := rep.WriteText(&text); err != nil || !strings.Contains(text.String(), "degraded: INBOX UID 2") {
+		t.Errorf("text report: %v\n%s", err, text.String())
+	}
+	if tot := eng.Run(t.Context(), job).Totals(); tot.Copied != 0 || tot.Degraded != 0 || tot.AlreadyCopied != fx.Count() {
+		t.Errorf("rerun: %+v", tot)
+	}
+}
+
+// noticingSink reports the same fact on every Put, as exchange reports
+// what its target keeps.
+type noticingSink struct{ *migratetest.Sink }
+
+func (s noticingSink) Put(ctx context.Context, folderID string, m *migrate.Message) (string, error) {
+	migrate.Notify(ctx, migrate.Event{Kind: migrate.EventNotice, Reason: "received dates kept"})
+	return s.Sink.Put(ctx, folderID, m)
+}
+
+func TestEngineKeepsEachNoticeOnce(t *testing.T) {
+	rep := migrate.NewEngine(nil).Run(t.Context(), migrate.Job{Mailbox: "a",
+		Source: migratetest.NewSource(migratetest.Sample()), Sink: noticingSink{migratetest.NewSink()}})
+	if got := rep.Mailboxes[0].Notices; len(got) != 1 || got[0] != "received dates kept" {
+		t.Errorf("notices %q", got)
+	}
+}

@@ -28,6 +28,13 @@ var (
 	// ErrBadItemLimit: a mailbox had more item failures than
 	// Options.BadItemLimit allows and was stopped.
 	ErrBadItemLimit = errors.New("bad item limit reached")
+	// ErrDegraded: the sink stored the message, but not as it is on the
+	// source (it could not be parsed or was refused as it was, so the sink
+	// kept what it could read and attached the original bytes). A Put that
+	// returns a non-empty item id with an error matching ErrDegraded
+	// succeeded: the Engine commits the item and reports it as degraded,
+	// with the error as the reason.
+	ErrDegraded = errors.New("stored degraded")
 )
 
 // kindError marks an error with a kind while keeping its own message.
@@ -51,6 +58,10 @@ func ItemError(err error) error { return mark(ErrItem, err) }
 
 // MailboxError marks err as a mailbox failure (errors.Is(err, ErrMailbox)).
 func MailboxError(err error) error { return mark(ErrMailbox, err) }
+
+// DegradedError marks err, the reason a message was stored in a degraded
+// form, as such (errors.Is(err, ErrDegraded)).
+func DegradedError(err error) error { return mark(ErrDegraded, err) }
 
 // TransientError marks err as transient (errors.Is(err, ErrTransient)).
 func TransientError(err error) error { return mark(ErrTransient, err) }

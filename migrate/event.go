@@ -23,6 +23,8 @@ const (
 	EventThrottled                 // the sink was told to slow down (Reason; Wait: how long it pauses)
 	EventReconnected               // the source reopened a dropped connection (Err: why)
 	EventFlagsFailed               // a delta pass could not carry a message's changed flags; Err says why
+	EventMessageDegraded           // a message was stored, but degraded (UID, Bytes); Err says why
+	EventNotice                    // a backend reports a fact about the run, such as what its target keeps (Reason)
 )
 
 var eventNames = map[EventKind]string{
@@ -32,6 +34,7 @@ var eventNames = map[EventKind]string{
 	EventMessageRepaired: "message-repaired", EventFlagsUpdated: "flags-updated",
 	EventFolderDone: "folder-done", EventMailboxDone: "mailbox-done",
 	EventThrottled: "throttled", EventReconnected: "reconnected", EventFlagsFailed: "flags-failed",
+	EventMessageDegraded: "message-degraded", EventNotice: "notice",
 }
 
 // String returns the kind's name, such as "message-copied".

@@ -46,6 +46,10 @@ type MailboxReport struct {
 	Reconnects int `json:"reconnects"`
 	// Throttled is how many times the sink was told to slow down.
 	Throttled int `json:"throttled"`
+	// Notices are the facts the backends reported about the run
+	// (EventNotice), each once, in the order they came: what the target
+	// keeps of the messages, for example.
+	Notices []string `json:"notices,omitempty"`
 }
 
 // FolderReport is the outcome of one source folder.
@@ -67,6 +71,11 @@ type FolderReport struct {
 	// Filtered were left out by the Filter, Duplicates by the Deduper.
 	Filtered   int `json:"filtered"`
 	Duplicates int `json:"duplicates"`
+	// Degraded were stored, but not as they are on the source: the sink
+	// could not take them as they were and stored what it could read, with
+	// the original attached (see the mailbox's Problems for each reason).
+	// They are not counted in Copied.
+	Degraded int `json:"degraded"`
 	// Failed could not be copied (see the mailbox's Problems).
 	Failed int `json:"failed"`
 	// FlagsFailed are items whose changed flags could not be carried (see
@@ -91,16 +100,18 @@ type FolderReport struct {
 const (
 	ActionCopy     = "copy"      // the message was not copied
 	ActionSetFlags = "set flags" // the copied item's changed flags were not carried
+	ActionDegrade  = "degrade"   // the message was stored degraded, with its original attached
 )
 
-// Problem is a message that was not copied, or whose changed flags were
-// not carried.
+// Problem is a message that was not copied, was stored degraded, or whose
+// changed flags were not carried.
 type Problem struct {
 	Folder    string `json:"folder"`
 	UID       uint32 `json:"uid"`
 	MessageID string `json:"messageId,omitempty"`
 	Size      int64  `json:"size"`
-	// Action is what failed: ActionCopy or ActionSetFlags.
+	// Action is what went wrong: ActionCopy, ActionDegrade or
+	// ActionSetFlags.
 	Action string `json:"action"`
 	// Err is the backend's error, as a value that errors.Is and errors.As
 	// can examine (for example against ErrItem); Reason is its text, which
@@ -136,6 +147,7 @@ func add(t, f *FolderReport) {
 	t.Repaired += f.Repaired
 	t.Filtered += f.Filtered
 	t.Duplicates += f.Duplicates
+	t.Degraded += f.Degraded
 	t.Failed += f.Failed
 	t.FlagsFailed += f.FlagsFailed
 	t.Vanished += f.Vanished
@@ -164,16 +176,16 @@ func (r *Report) WriteJSON(w io.Writer) error {
 func (r *Report) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"Mailbox", "Status", "SourceFolder", "TargetFolder", "Listed", "Copied", "Bytes",
-		"AlreadyCopied", "Repaired", "Filtered", "Duplicates", "Failed", "Vanished", "FlagsUpdated", "FlagsFailed", "Error"})
+		"AlreadyCopied", "Repaired", "Filtered", "Duplicates", "Degraded", "Failed", "Vanished", "FlagsUpdated", "FlagsFailed", "Error"})
 	itoa := strconv.Itoa
 	for _, m := range r.Mailboxes {
 		for _, f := range m.Folders {
 			cw.Write([]string{m.Mailbox, string(m.Status), f.Source, f.Target, itoa(f.Listed), itoa(f.Copied),
 				strconv.FormatInt(f.Bytes, 10), itoa(f.AlreadyCopied), itoa(f.Repaired), itoa(f.Filtered),
-				itoa(f.Duplicates), itoa(f.Failed), itoa(f.Vanished), itoa(f.FlagsUpdated), itoa(f.FlagsFailed), f.Error})
+				itoa(f.Duplicates), itoa(f.Degraded), itoa(f.Failed), itoa(f.Vanished), itoa(f.FlagsUpdated), itoa(f.FlagsFailed), f.Error})
 		}
 		if len(m.Folders) == 0 {
-			cw.Write([]string{m.Mailbox, string(m.Status), "", "", "", "", "", "", "", "", "", "", "", "", "", m.Error})
+			cw.Write([]string{m.Mailbox, string(m.Status), "", "", "", "", "", "", "", "", "", "", "", "", "", "", m.Error})
 		}
 	}
 	cw.Flush()
@@ -186,26 +198,29 @@ func (r *Report) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, m := range r.Mailboxes {
 		t := m.Totals()
-		fmt.Fprintf(tw, "Mailbox %s: %s — %d copied (%s), %d already there, %d failed, in %s\n",
-			m.Mailbox, m.Status, t.Copied, FormatBytes(t.Bytes), t.AlreadyCopied+t.Repaired, t.Failed,
+		fmt.Fprintf(tw, "Mailbox %s: %s — %d copied (%s), %d degraded, %d already there, %d failed, in %s\n",
+			m.Mailbox, m.Status, t.Copied, FormatBytes(t.Bytes), t.Degraded, t.AlreadyCopied+t.Repaired, t.Failed,
 			m.Finished.Sub(m.Started).Round(time.Millisecond))
 		if m.Error != "" {
 			fmt.Fprintf(tw, "  error: %s\n", m.Error)
 		}
-		fmt.Fprintf(tw, "  source folder\ttarget folder\tlisted\tcopied\tbytes\tskipped\tfailed\t\n")
+		for _, n := range m.Notices {
+			fmt.Fprintf(tw, "  note: %s\n", n)
+		}
+		fmt.Fprintf(tw, "  source folder\ttarget folder\tlisted\tcopied\tbytes\tdegraded\tskipped\tfailed\t\n")
 		for _, f := range m.Folders {
 			target := f.Target
 			if f.Skipped {
 				target = "(not migrated)"
 			}
 			skipped := f.AlreadyCopied + f.Repaired + f.Filtered + f.Duplicates + f.Vanished
-			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s\t%d\t%d\t%s\n", f.Source, target, f.Listed, f.Copied,
-				FormatBytes(f.Bytes), skipped, f.Failed+f.FlagsFailed, f.Error)
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s\t%d\t%d\t%d\t%s\n", f.Source, target, f.Listed, f.Copied,
+				FormatBytes(f.Bytes), f.Degraded, skipped, f.Failed+f.FlagsFailed, f.Error)
 		}
 		for _, p := range m.Problems {
-			what := "not copied"
-			if p.Action == ActionSetFlags {
-				what = "flags not carried"
+			what := map[string]string{ActionSetFlags: "flags not carried", ActionDegrade: "degraded"}[p.Action]
+			if what == "" {
+				what = "not copied"
 			}
 			fmt.Fprintf(tw, "  %s: %s UID %d %s (%s): %s\n", what, p.Folder, p.UID, p.MessageID, FormatBytes(p.Size), p.Reason)
 		}

@@ -2,6 +2,7 @@ package migratetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -23,6 +24,8 @@ type Sink struct {
 	nextID  int
 	// PutErr, if set, is called before each Put stores a message; an error
 	// it returns is returned by Put (a rejected message, a full mailbox).
+	// An error matching migrate.ErrDegraded is returned too, but with the
+	// stored item's id, as a sink that stored the message degraded does.
 	PutErr func(m *migrate.Message) error
 	// SetFlagsErr, if set, is called before each SetFlags changes an item;
 	// an error it returns is returned by SetFlags.
@@ -89,8 +92,11 @@ func (s *Sink) Put(ctx context.Context, folderID string, m *migrate.Message) (st
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var degraded error
 	if s.PutErr != nil {
-		if err := s.PutErr(m); err != nil {
+		if err := s.PutErr(m); errors.Is(err, migrate.ErrDegraded) {
+			degraded = err
+		} else if err != nil {
 			return "", err
 		}
 	}
@@ -102,7 +108,7 @@ func (s *Sink) Put(ctx context.Context, folderID string, m *migrate.Message) (st
 	s.items[it.ID] = it
 	s.order = append(s.order, it.ID)
 	s.Puts++
-	return it.ID, nil
+	return it.ID, degraded
 }
 
 // SetFlags implements migrate.FlagSetter.
