@@ -32,16 +32,41 @@ func newWorld(t *testing.T) *world {
 	if err := imapsrctest.Seed(dc.Addr(), "alice", "dovecot-pw", fx); err != nil {
 		t.Fatal(err)
 	}
-	graph := exchangetest.NewServer(nil)
+	graph, sink := newGraph(t, nil, nil)
+	src := newSource(t, &imapsrc.Options{Addr: dc.Addr(), Username: "alice", Password: "dovecot-pw"})
+	return &world{fx: fx, imap: dc, graph: graph, job: migrate.Job{Mailbox: target, Source: src, Sink: sink}}
+}
+
+// newGraph starts the Graph emulator (emulated by eopts; nil: defaults)
+// with target's mailbox and returns it with the sink for that mailbox: the
+// real msgraph-sdk-go client over real HTTP, configured by opts (nil:
+// defaults; Credential and BaseURL are set here).
+func newGraph(t *testing.T, eopts *exchangetest.Options, opts *exchange.Options) (*exchangetest.Server, *exchange.Mailbox) {
+	t.Helper()
+	graph := exchangetest.NewServer(eopts)
 	t.Cleanup(graph.Close)
 	graph.AddMailbox(target)
-	src := imapsrc.New(&imapsrc.Options{Addr: dc.Addr(), Security: imapsrc.Plaintext, Username: "alice", Password: "dovecot-pw"})
-	t.Cleanup(func() { src.Close() })
-	client, err := exchange.NewClient(&exchange.Options{Credential: exchange.StaticToken("e2e"), BaseURL: graph.URL()})
+	var o exchange.Options
+	if opts != nil {
+		o = *opts
+	}
+	o.Credential, o.BaseURL = exchange.StaticToken("e2e"), graph.URL()
+	client, err := exchange.NewClient(&o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &world{fx: fx, imap: dc, graph: graph, job: migrate.Job{Mailbox: target, Source: src, Sink: client.Mailbox(target)}}
+	return graph, client.Mailbox(target)
+}
+
+// newSource returns an IMAP Source for a loopback test server (always
+// Plaintext), closed when the test ends.
+func newSource(t *testing.T, opts *imapsrc.Options) *imapsrc.Source {
+	t.Helper()
+	o := *opts
+	o.Security = imapsrc.Plaintext
+	src := imapsrc.New(&o)
+	t.Cleanup(func() { src.Close() })
+	return src
 }
 
 func (w *world) check(t *testing.T) {

@@ -1,9 +1,12 @@
 package exchange
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -62,55 +65,164 @@ type Options struct {
 	// pacing off (for an emulator without budgets). See Budget.
 	Budget *Budget
 
-	// ReceivedDates chooses between a byte-identical MIME and the source's
-	// received date for messages that importMime could take. Default
-	// ReceivedDateAtImport. See ReceivedDates.
+	// ReceivedDates chooses what a message keeps when the tenant cannot
+	// give it both its exact MIME and its received date. Default
+	// ReceivedDateFromSource: the received date. See ReceivedDates.
 	ReceivedDates ReceivedDates
+
+	// Keywords translates IMAP keywords into Outlook categories, for Put,
+	// SetFlags and SetFlagsBatch: each key is a keyword, compared
+	// case-insensitively, and its value the category it becomes, or ""
+	// to leave it out. Keywords it does not name become categories of the
+	// same name, except those that start with '$', which are left out.
+	// nil means DefaultKeywords(), which the caller may copy and change
+	// (an empty map turns every translation off). A category must not
+	// start with '\' or '$' (NewClient refuses it). The Client keeps its
+	// own copy. $Forwarded sets the "forwarded" last verb whatever the
+	// table says (see Mailbox.SetFlags).
+	Keywords map[string]string
 }
 
-// ReceivedDates chooses how Put creates messages, which decides the
-// received date ("Received" in Outlook, receivedDateTime in Graph) they
-// get. Microsoft Graph offers no way to have both the exact MIME and the
-// source's received date:
+// ReceivedDates chooses what Put gives up when Exchange Online cannot give
+// a message both its exact MIME and its received date ("Received" in
+// Outlook, receivedDateTime in Graph, by which Outlook orders every
+// folder):
 //
 //   - importMime (https://learn.microsoft.com/graph/api/mailfolder-importmime?view=graph-rest-beta)
 //     keeps the MIME byte for byte but takes nothing but the MIME, so the
-//     received date is the time of the import; and PidTagMessageDeliveryTime,
-//     which holds it, can be set only when an item is first saved
-//     (MS-OXCMSG 2.2.3.9 for PidTagMessageFlags; Exchange treats the
-//     delivery time the same way), not by a later PATCH.
-//   - A JSON create (https://learn.microsoft.com/graph/api/user-post-messages)
-//     can set PidTagMessageDeliveryTime at creation, so the received date is
-//     the source's INTERNALDATE, but Exchange then builds the MIME from the
-//     item's fields: the stored MIME is not the source's (the package
-//     documentation's Fidelity section says what it keeps).
+//     received date is the time of the import, unless the PATCH that
+//     follows the import can set PidTagMessageDeliveryTime (0x0E06).
+//     Whether Exchange honours that on a delivered item is undocumented
+//     (MS-OXCMSG makes PidTagMessageFlags read-only after the first save;
+//     no Microsoft page says whether the delivery time is), so the Client
+//     finds out, once per tenant (Mailbox.ProbeReceivedDates).
+//   - The JSON create (https://learn.microsoft.com/graph/api/user-post-messages)
+//     sets PidTagMessageDeliveryTime at creation, so the received date is
+//     the source's INTERNALDATE, in one request where importMime and its
+//     PATCH take two, but Exchange builds the MIME from the item's fields:
+//     the stored MIME is not the source's (the package documentation's
+//     Fidelity section says what it keeps).
 //
-// Either way the sent date is the message's Date header.
+// Under ReceivedDateFromSource, the default, Put routes a non-draft
+// message of at most MaxImportSize bytes so:
+//
+//  1. When the tenant honours the delivery-time PATCH, through importMime
+//     with that PATCH: exact MIME and exact received date.
+//  2. Otherwise, when its MIME must stay intact, signed or encrypted
+//     (S/MIME or PGP/MIME, known from its top-level Content-Type), through
+//     importMime, received at the time of the import: rebuilt, it would
+//     lose its signature or its encrypted structure, which is worse than
+//     a wrong date.
+//  3. Otherwise through the JSON create: exact received date, rebuilt
+//     MIME.
+//
+// Under ReceivedDateAtImport every such message goes through importMime,
+// received at the time of the import, and the tenant is not probed.
+// Larger messages, which importMime cannot take, always go through the
+// JSON create and keep their received date; drafts that fit are created
+// from their MIME (they have no received date). Either way the sent date
+// is the message's Date header. Put reports what the run's messages get
+// as a migrate.EventNotice (see Mailbox.Put).
 type ReceivedDates int
 
 const (
-	// ReceivedDateAtImport imports every message that fits in one request
-	// (MaxImportSize) with importMime, byte for byte, received at the time
-	// of the import; larger messages, which importMime cannot take, go
-	// through the JSON create and keep their received date. The default:
-	// a migration is judged first on content that is exactly the source's.
-	ReceivedDateAtImport ReceivedDates = iota
-	// ReceivedDateFromSource creates every message with the JSON create,
-	// so that every received date is the source's INTERNALDATE, at the
-	// cost of a MIME that Exchange rebuilds from the fields. Drafts that
-	// fit keep their MIME (they have no received date to keep).
-	ReceivedDateFromSource
+	// ReceivedDateFromSource keeps every received date, and the exact MIME
+	// as well where the tenant allows both (see above); where it does not,
+	// messages that need not keep their MIME intact are rebuilt by the
+	// JSON create. The default: Outlook orders folders by received date,
+	// and a mailbox whose ten years of mail all show "received today" is
+	// not usable.
+	ReceivedDateFromSource ReceivedDates = iota
+	// ReceivedDateAtImport keeps the MIME of every message up to
+	// MaxImportSize byte for byte through importMime, and gives up their
+	// received dates: they show the time of the import. It writes nothing
+	// to the mailbox but the messages (no probe, see
+	// Mailbox.ProbeReceivedDates), and needs no rebuilt message at all,
+	// for a migration judged first on content identical to the source's.
+	// On a tenant that honours the delivery-time PATCH, the default gives
+	// the same MIME and the received dates as well.
+	ReceivedDateAtImport
 )
 
-// String returns the policy's name.
+// String returns the policy's name: "from-source" or "at-import".
 func (r ReceivedDates) String() string {
 	switch r {
-	case ReceivedDateAtImport:
-		return "at-import"
 	case ReceivedDateFromSource:
 		return "from-source"
+	case ReceivedDateAtImport:
+		return "at-import"
 	}
 	return "ReceivedDates(" + strconv.Itoa(int(r)) + ")"
+}
+
+// rebuildsForDate reports whether Put creates raw, a non-draft message
+// that importMime could take, from JSON to keep its received date: under
+// ReceivedDateFromSource, when its MIME need not stay intact
+// (mustKeepMIME) and the tenant does not honour the delivery-time PATCH
+// (deliveryTimeSettable). See ReceivedDates.
+func (mb *Mailbox) rebuildsForDate(ctx context.Context, raw []byte) bool {
+	return mb.c.dates == ReceivedDateFromSource && !mustKeepMIME(raw) && !mb.deliveryTimeSettable(ctx)
+}
+
+// mustKeepMIME reports whether raw is signed or encrypted, with S/MIME or
+// PGP/MIME, by its top-level Content-Type alone: multipart/signed and
+// multipart/encrypted (RFC 1847, used by S/MIME, RFC 8551, and PGP/MIME,
+// RFC 3156), application/pkcs7-mime and application/pkcs7-signature
+// (RFC 8551) and their older x- forms, application/pgp-encrypted and
+// application/pgp-signature (RFC 3156), and the older application/pgp.
+// Rebuilt from JSON, such a message would lose its valid signature or
+// become an item with the encrypted part as attachment. Signed or
+// encrypted parts nested deeper (a signed message forwarded as an
+// attachment) and inline PGP are not looked for: the check reads only
+// the header, and costs nothing next to a request.
+func mustKeepMIME(raw []byte) bool {
+	ct := headerField(raw, "Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		mt, _, _ = strings.Cut(ct, ";")
+		mt = strings.ToLower(strings.TrimSpace(mt))
+	}
+	switch mt {
+	case "multipart/signed", "multipart/encrypted",
+		"application/pkcs7-mime", "application/x-pkcs7-mime",
+		"application/pkcs7-signature", "application/x-pkcs7-signature",
+		"application/pgp-encrypted", "application/pgp-signature", "application/pgp":
+		return true
+	}
+	return false
+}
+
+// headerField returns the value of the first field called name (compared
+// case-insensitively) in the header of raw, which ends at the first empty
+// line, unfolded and trimmed; "" when there is none.
+func headerField(raw []byte, name string) string {
+	var val []byte
+	found := false
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		switch {
+		case len(line) == 0:
+			return strings.TrimSpace(string(val))
+		case line[0] == ' ' || line[0] == '\t':
+			if found {
+				val = append(val, line...)
+			}
+			continue
+		case found:
+			return strings.TrimSpace(string(val))
+		}
+		if k, v, ok := bytes.Cut(line, []byte(":")); ok && strings.EqualFold(string(bytes.TrimSpace(k)), name) {
+			found = true
+			val = append(val, v...)
+		}
+	}
+	return strings.TrimSpace(string(val))
 }
 
 // Client is a connection to one tenant's Microsoft Graph. It is safe for
@@ -124,6 +236,11 @@ type Client struct {
 	retry   *retryTransport
 	budget  *Budget
 	dates   ReceivedDates
+	// keywords is Options.Keywords, ready for look-ups.
+	keywords keywordTable
+	// probe is the tenant's answer to the received-date probe
+	// (Mailbox.ProbeReceivedDates), learnt once.
+	probe dateProbe
 	// upload sends the PUTs of upload sessions: through retryTransport
 	// (pacing, retries) but not the request adapter, since an upload URL
 	// is pre-authenticated and must not carry the Authorization header
@@ -156,6 +273,13 @@ func NewClient(opts *Options) (*Client, error) {
 	}
 	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
 		return nil, fmt.Errorf("exchange: BaseURL %q: plain http is only allowed for a loopback host", o.BaseURL)
+	}
+	if o.ReceivedDates != ReceivedDateFromSource && o.ReceivedDates != ReceivedDateAtImport {
+		return nil, fmt.Errorf("exchange: invalid Options.ReceivedDates %v", o.ReceivedDates)
+	}
+	keywords, err := newKeywordTable(o.Keywords)
+	if err != nil {
+		return nil, err
 	}
 	logger := o.Logger
 	if logger == nil {
@@ -198,14 +322,15 @@ func NewClient(opts *Options) (*Client, error) {
 	}
 	b := *budget
 	return &Client{
-		graph:   msgraphsdk.NewGraphServiceClient(adapter),
-		adapter: adapter,
-		baseURL: base,
-		logger:  logger,
-		tokens:  tokens,
-		retry:   rt,
-		budget:  &b,
-		dates:   o.ReceivedDates,
+		graph:    msgraphsdk.NewGraphServiceClient(adapter),
+		adapter:  adapter,
+		baseURL:  base,
+		logger:   logger,
+		tokens:   tokens,
+		retry:    rt,
+		budget:   &b,
+		dates:    o.ReceivedDates,
+		keywords: keywords,
 		upload: &http.Client{Transport: rt,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		pacers: map[string]*pacer{},

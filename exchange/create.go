@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -35,48 +34,63 @@ const (
 // for what this package does not count exactly.
 const maxRequest = 4<<20 - 16<<10
 
-// putJSON is Put's JSON path: createFromJSON, with the check that body,
-// whose size the source may have got wrong, holds at most MaxMessageSize
-// bytes.
+// putJSON is Put's JSON path for body, the whole MIME of m, whose size
+// the source may have got wrong: it reads body once, parsing it
+// (parseMIME) while it keeps a copy of the bytes (rawCopy), checks that
+// they are at most MaxMessageSize, and creates m from its parsed fields;
+// what cannot be created so is stored degraded, the original attached
+// (rebuildOrDegrade). Nothing is sent before the whole body is read.
 func (mb *Mailbox) putJSON(ctx context.Context, op, folderID string, m *migrate.Message, body io.Reader) (string, error) {
-	cr := &countingReader{r: body}
-	id, err := mb.createFromJSON(ctx, op, folderID, m, cr)
-	if cr.n > MaxMessageSize {
-		if id != "" {
-			mb.discard(ctx, id)
-		}
-		return "", tooLarge(op, cr.n)
+	raw := newRawCopy(m.Size)
+	defer raw.close()
+	src := &sourceReader{r: body}
+	in := io.TeeReader(src, raw)
+	p, perr := parseMIME(in)
+	if p != nil {
+		defer p.close()
 	}
-	return id, err
+	_, derr := io.Copy(io.Discard, in) // what the parse left: the copy is whole, and counted
+	switch {
+	case src.err != nil:
+		return "", fmt.Errorf("exchange: %s: read body: %w", op, src.err)
+	case raw.err != nil:
+		return "", fmt.Errorf("exchange: %s: keep a copy of the message: %w", op, raw.err)
+	case derr != nil:
+		return "", fmt.Errorf("exchange: %s: read body: %w", op, derr)
+	case raw.n > MaxMessageSize:
+		return "", tooLarge(op, raw.n)
+	}
+	return mb.rebuildOrDegrade(ctx, op, folderID, m, p, perr, raw, nil)
 }
 
-type countingReader struct {
-	r io.Reader
-	n int64
+// sourceReader records the first read error of the source, other than
+// io.EOF, so that a failure to read the message is never taken for bad
+// MIME.
+type sourceReader struct {
+	r   io.Reader
+	err error
 }
 
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF && s.err == nil {
+		s.err = err
+	}
 	return n, err
 }
 
-// createFromJSON creates m in folderID from the fields of its MIME, read
-// from body, with POST /users/{id}/mailFolders/{id}/messages and JSON
+// createParsed creates m in folderID with POST
+// /users/{id}/mailFolders/{id}/messages and create, its JSON
 // (https://learn.microsoft.com/graph/api/user-post-messages), then adds
-// the attachments that did not fit in that request. See the package
-// documentation's Fidelity section.
-func (mb *Mailbox) createFromJSON(ctx context.Context, op, folderID string, m *migrate.Message, body io.Reader) (string, error) {
-	p, err := parseMIME(body)
-	if err != nil {
-		if errors.Is(err, ctx.Err()) && ctx.Err() != nil {
-			return "", fmt.Errorf("exchange: %s: %w", op, err)
-		}
-		return "", migrate.ItemError(fmt.Errorf("exchange: %s: parse MIME: %w", op, err))
-	}
-	defer p.close()
-
-	create := messageJSON(p, m)
+// the attachments of p that did not fit in that request, and returns the
+// new item's id. A message built in one request carries WatermarkProperty
+// from its creation; one built in several carries PendingProperty until
+// its last attachment is in, then the watermark, and the partial copies
+// an interrupted earlier Put left behind are deleted first (always, with
+// clearFirst set). The create is guarded against a lost answer by that stamp.
+// A create over Graph's 4 MB request is a *rebuildError, sent nowhere.
+func (mb *Mailbox) createParsed(ctx context.Context, op, folderID string, m *migrate.Message,
+	create map[string]any, p *parsedMessage, clearFirst bool) (string, error) {
 	payloadSize := jsonSize(create)
 	var later []*mimeAttachment // attachments sent after the create
 	var inline []map[string]any
@@ -97,7 +111,8 @@ func (mb *Mailbox) createFromJSON(ctx context.Context, op, folderID string, m *m
 		create["attachments"] = inline
 	}
 	if payloadSize > maxRequest {
-		return "", migrate.ItemError(fmt.Errorf("exchange: %s: the message's fields and body take more than Graph's 4 MB request", op))
+		return "", migrate.ItemError(fmt.Errorf("exchange: %s: %w", op,
+			rebuildErrorf("the message's fields and body take more than Graph's 4 MB request")))
 	}
 
 	sid := m.ID.String()
@@ -105,6 +120,8 @@ func (mb *Mailbox) createFromJSON(ctx context.Context, op, folderID string, m *m
 	if len(later) > 0 {
 		// Built in several requests: marked pending until complete.
 		stamp = PendingProperty
+	}
+	if len(later) > 0 || clearFirst {
 		if id, err := mb.clearPending(ctx, folderID, m.ID); err != nil || id != "" {
 			return id, err
 		}

@@ -29,9 +29,11 @@
 //
 //   - Mail-Advanced.ReadWrite.All: Put of messages up to MaxImportSize,
 //     which imports their MIME with POST .../mailFolders/{id}/importMime
-//     (beta, https://learn.microsoft.com/graph/api/mailfolder-importmime?view=graph-rest-beta).
-//     Not needed when Options.ReceivedDates is ReceivedDateFromSource and
-//     no source message is a draft.
+//     (beta, https://learn.microsoft.com/graph/api/mailfolder-importmime?view=graph-rest-beta),
+//     under either Options.ReceivedDates: the default imports signed and
+//     encrypted messages, and every message on a tenant that honours the
+//     delivery-time PATCH, which it probes with importMime
+//     (Mailbox.ProbeReceivedDates).
 //   - Mail.ReadWrite: everything else: EnsureFolder, drafts, the JSON
 //     create with its attachments and upload sessions, the flag and
 //     watermark PATCH after an import, SetFlags, SetFlagsBatch ($batch),
@@ -61,18 +63,31 @@
 //
 // # Fidelity
 //
-// Graph cannot give an item both its exact MIME and the source's received
-// date ("Received" in Outlook, receivedDateTime in Graph);
-// Options.ReceivedDates chooses, see ReceivedDates. Put stores each
-// message, non-draft (or draft for \Draft), with its flags, and stamps it
-// with WatermarkProperty = m.ID.String(), through one of two paths:
+// Graph documents no way to give an imported item the source's received
+// date ("Received" in Outlook, receivedDateTime in Graph, by which Outlook
+// orders folders), and rebuilds the MIME of an item it creates from JSON.
+// Put stores each message, non-draft (or draft for \Draft), with its
+// flags, and stamps it with WatermarkProperty = m.ID.String(), through
+// one of two paths:
 //
-//   - importMime, the default for every message up to MaxImportSize (3 MB):
-//     the exact MIME, byte for byte, received at the time of the import.
-//   - The JSON create, for messages over MaxImportSize and, under
-//     ReceivedDateFromSource, for every non-draft message: the source's
-//     received date, and a MIME that Exchange rebuilds from the item's
-//     fields.
+//   - importMime, for messages up to MaxImportSize (3 MB): the exact
+//     MIME, byte for byte, and the source's received date if the tenant
+//     honours PidTagMessageDeliveryTime in the PATCH that follows the
+//     import, which the Client probes once per tenant
+//     (Mailbox.ProbeReceivedDates), else the time of the import.
+//   - The JSON create, for messages over MaxImportSize and for those that
+//     the policy sends there: the source's received date, and a MIME
+//     that Exchange rebuilds from the item's fields.
+//
+// Options.ReceivedDates decides what a message that fits gives up on a
+// tenant that does not honour that PATCH. ReceivedDateFromSource, the
+// default, keeps its received date through the JSON create, except for
+// signed and encrypted messages (S/MIME, PGP/MIME), which keep their MIME
+// through importMime; ReceivedDateAtImport keeps every MIME through
+// importMime, received at the time of the import, and does not probe.
+// On a tenant that honours it, the default keeps both for every message
+// that fits. See ReceivedDates. Each Put reports which of these its run
+// gets as a migrate.EventNotice (migrate.MailboxReport.Notices).
 //
 // Either way the sent date is the message's Date header.
 //
@@ -85,18 +100,23 @@
 // POST /users/{id}/mailFolders/{id}/messages. Put then sets the flags and
 // the watermark in one PATCH /users/{id}/messages/{id}
 // (https://learn.microsoft.com/graph/api/message-update): isRead from
-// \Seen, flag.flagStatus from \Flagged, categories from keywords,
-// PidTagLastVerbExecuted = 102 from \Answered (see Mailbox.SetFlags). If
-// that PATCH fails, Put deletes the imported message, so that a retry does
-// not leave a duplicate behind, and returns the error. The received date
-// is the time of the import: importMime takes nothing but the MIME, and
-// PidTagMessageDeliveryTime cannot be changed once the item is saved.
+// \Seen, flag.flagStatus from \Flagged, categories from keywords
+// (Options.Keywords), PidTagLastVerbExecuted = 102 from \Answered or else
+// 104 from $Forwarded (see Mailbox.SetFlags) and, when the tenant honours
+// it, PidTagMessageDeliveryTime (0x0E06) = m.InternalDate. If that PATCH
+// fails, Put deletes the imported message, so that a retry does not
+// leave a duplicate behind, and returns the error. Otherwise the received
+// date is the time of the import: importMime takes nothing but the MIME.
 //
 // The JSON create. A message over MaxImportSize (up to MaxMessageSize),
-// or every non-draft message under ReceivedDateFromSource, is read in one
-// streaming pass (memory holds the main body and attachments under
-// 256 KB; larger attachments are spooled to a temporary file) and created
-// with POST /users/{id}/mailFolders/{id}/messages and JSON
+// or a non-draft message that ReceivedDateFromSource sends there, is
+// read in one streaming pass (memory holds the main body and attachments
+// under 256 KB; larger attachments are spooled to a temporary file, and
+// so is the copy of a message over 3 MB kept for a degraded item), as
+// leniently as mail readers read it (a missing closing boundary, an mbox
+// "From " line, header lines without a colon, unknown charsets and raw
+// 8-bit headers, broken base64 or quoted-printable, NUL bytes and lines
+// of any length are all read, see below), and created with POST /users/{id}/mailFolders/{id}/messages and JSON
 // (https://learn.microsoft.com/graph/api/user-post-messages): from,
 // sender, toRecipients, ccRecipients, bccRecipients, replyTo, subject,
 // internetMessageId, importance (Importance or X-Priority), the main body
@@ -105,7 +125,8 @@
 // properties set at creation, PidTagMessageFlags (0x0E07: 1 read or 0
 // unread, non-draft), PidTagMessageDeliveryTime (0x0E06: m.InternalDate,
 // the received date), PidTagClientSubmitTime (0x0039: the Date header,
-// the sent date) and PidTagLastVerbExecuted (0x1081: 102 for \Answered).
+// the sent date) and PidTagLastVerbExecuted (0x1081: 102 for \Answered,
+// else 104 for $Forwarded).
 // Attachments go into the same request while it stays under Graph's 4 MB;
 // the others follow, each with POST .../attachments or, from 3 MB, an
 // upload session whose 3.75 MB chunks are PUT to the uploadUrl without
@@ -137,7 +158,31 @@
 //   - attachment metadata beyond name, type, Content-ID and inline
 //     (dates, size parameters, Content-Description).
 //
+// Messages that cannot go as they are. A message that importMime
+// refuses (a 400 such as ErrorMimeContentInvalid: Graph does not say
+// which MIME it refuses) is created from JSON instead, as above: its
+// received date is the source's, its MIME is rebuilt, and it counts as
+// copied; the run's report says once that this happened
+// (migrate.MailboxReport.Notices). A message that cannot be created from
+// JSON either, because it cannot be taken apart (MIME nested more than
+// 20 deep, a multipart whose boundary never appears, a main body over
+// 3 MB, fields over Graph's 4 MB request) or because Graph refuses that
+// create too, is stored degraded: an item with From, To, Subject,
+// Message-ID and Date as far as they can be read, the sent date from the
+// Date header or else INTERNALDATE, the received date from INTERNALDATE,
+// its flags and watermark, a short text body that says it could not be
+// migrated as it was and why, and the original message attached
+// unchanged, byte for byte, as a message/rfc822 file named after the
+// subject (or original.eml); a large original goes through an upload
+// session, and the item is pending until it is in. Should Graph refuse
+// that item's headers, it is made once more without them. Put then
+// returns the item's id with an error matching migrate.ErrDegraded whose
+// text says why, which the migrate.Engine commits and reports as
+// degraded, not failed. The same holds on every path: a message over
+// MaxImportSize that cannot be created from JSON is degraded too.
+//
 // Messages over MaxMessageSize fail with an error matching
-// migrate.ErrItem, as do those Graph refuses (bad MIME, over the
-// mailbox's size limit, a main body over 3 MB).
+// migrate.ErrItem, as do those that Graph refuses in every form, for a
+// reason no other form avoids: over the mailbox's size limit
+// (ErrorMessageSizeExceeded), say.
 package exchange

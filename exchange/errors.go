@@ -174,6 +174,37 @@ func mark(ge *GraphError) error {
 	return ge
 }
 
+// codeMessageTooLarge is Graph's answer to a message over the mailbox's
+// size limit (reported for POST .../attachments,
+// https://github.com/motze92/office365-mail/issues/39, and upload
+// sessions, https://github.com/microsoftgraph/microsoft-graph-docs/issues/15579).
+const codeMessageTooLarge = "ErrorMessageSizeExceeded"
+
+// refusedAsIs reports whether err refuses a message as it was sent, so
+// that Put may try another form of it (see rebuildOrDegrade): a
+// *rebuildError (this package cannot make the JSON create), or an item
+// error that Graph answered 400 or 413, such as importMime's
+// ErrorMimeContentInvalid or ErrorMimeContentInvalidBase64String, a
+// header or property the JSON create will not take, or a request over
+// 4 MB. Not ErrorMessageSizeExceeded: every form of the message is as
+// large. Graph documents no list of the MIME it refuses
+// (https://learn.microsoft.com/graph/api/mailfolder-importmime?view=graph-rest-beta
+// names none), so any other 400 counts.
+func refusedAsIs(err error) bool {
+	var re *rebuildError
+	if errors.As(err, &re) {
+		return true
+	}
+	var ge *GraphError
+	if !errors.Is(err, migrate.ErrItem) || errors.Is(err, migrate.ErrMailbox) || !errors.As(err, &ge) {
+		return false
+	}
+	if ge.Code == codeMessageTooLarge {
+		return false
+	}
+	return ge.StatusCode == http.StatusBadRequest || ge.StatusCode == http.StatusRequestEntityTooLarge
+}
+
 // graphFailure extracts the status, Graph error code and message from an
 // error returned by the request adapter: an *odataerrors.ODataError when
 // the answer had a Graph error body, or an *abstractions.ApiError (or

@@ -37,6 +37,9 @@ func Example() {
 		Credential: staticCredential{"emulator-token"},
 		BaseURL:    srv.URL(),
 		Transport:  srv.Client().Transport,
+		// Exact MIME, received at the time of the import; the default,
+		// ReceivedDateFromSource, keeps received dates instead.
+		ReceivedDates: exchange.ReceivedDateAtImport,
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -116,7 +119,7 @@ func ExampleNewClient_certificate() {
 	}
 	c, err := exchange.NewClient(&exchange.Options{
 		Credential:    cred,
-		ReceivedDates: exchange.ReceivedDateFromSource, // exact received dates; MIME rebuilt by Exchange
+		ReceivedDates: exchange.ReceivedDateAtImport, // exact MIME; received at the time of the import
 	})
 	if err != nil {
 		log.Fatal(err)

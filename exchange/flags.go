@@ -15,13 +15,24 @@ import (
 )
 
 // LastVerbProperty is PidTagLastVerbExecuted (MS-OXPROPS 2.760,
-// MS-OXOMSG 2.2.1.62) as a Graph extended property id: the last action
-// taken on a message, which Outlook shows as "You replied to this
-// message". \Answered sets it to lastVerbReply.
+// MS-OXOMSG 2.2.1.62,
+// https://learn.microsoft.com/openspecs/exchange_server_protocols/ms-oxomsg/)
+// as a Graph extended property id: the last action taken on a message,
+// which Outlook shows as "You replied to this message" or "You forwarded
+// this message". \Answered sets it to lastVerbReply, $Forwarded to
+// lastVerbForward.
 const LastVerbProperty = "Integer 0x1081"
 
-// lastVerbReply is NOTEREPLY, "reply to sender" (MS-OXOMSG 2.2.1.62).
-const lastVerbReply = "102"
+// The values of PidTagLastVerbExecuted that flags set (MS-OXOMSG
+// 2.2.1.62).
+const (
+	lastVerbReply   = "102" // NOTEIVERB_REPLYTOSENDER: \Answered
+	lastVerbForward = "104" // NOTEIVERB_FORWARD: $Forwarded
+)
+
+// forwardedKeyword is the IMAP keyword of a message that was forwarded
+// (RFC 5788's registry: https://www.iana.org/assignments/imap-jmap-keywords).
+const forwardedKeyword = "$Forwarded"
 
 // maxBatch is the most requests one $batch may hold
 // (https://learn.microsoft.com/graph/json-batching#batch-size-limitations).
@@ -35,13 +46,17 @@ const maxBatch = 20
 //   - \Flagged sets flag.flagStatus to "flagged"; its absence to
 //     "notFlagged".
 //   - \Answered sets PidTagLastVerbExecuted (LastVerbProperty) to 102,
-//     "replied"; its absence to 0. The property is writable after
+//     "replied"; without it, $Forwarded sets it to 104, "forwarded"; with
+//     neither it is 0. An item has one last verb, and \Answered wins: a
+//     reply is what a user looks for first. The property is writable after
 //     creation, unlike PidTagMessageFlags.
-//   - Keywords become categories, in order, without duplicates (compared
-//     case-insensitively). Keywords that start with '$' ($Forwarded,
-//     $MDNSent, $Junk, ...) are IMAP client state, not user labels, and are
-//     left out. The item's categories are replaced: categories added in
-//     Exchange since are lost.
+//   - Keywords become categories through Options.Keywords (see
+//     DefaultKeywords: Thunderbird's $Label1 to $Label5 become Important,
+//     Work, Personal, To Do and Later; client and filter state such as
+//     $MDNSent, $Junk or NonJunk, and unknown keywords that start with
+//     '$', are left out), in order, without duplicates (compared
+//     case-insensitively). The item's categories are replaced: categories
+//     added in Exchange since are lost.
 //   - \Draft and \Deleted have no counterpart here and are ignored (a
 //     draft stays a draft and a non-draft stays one: PidTagMessageFlags is
 //     read-only after the first save).
@@ -49,19 +64,135 @@ const maxBatch = 20
 // Needs the Mail.ReadWrite permission.
 func (mb *Mailbox) SetFlags(ctx context.Context, itemID string, flags []migrate.Flag) error {
 	ctx = mb.scoped(ctx)
-	if err := mb.patchMessage(ctx, itemID, newItemFlags(flags).properties(true)); err != nil {
+	if err := mb.patchMessage(ctx, itemID, newItemFlags(mb.c.keywords.translate(flags)).properties(true)); err != nil {
 		return classify(fmt.Sprintf("set flags of message %s", itemID), err)
 	}
 	return nil
 }
 
+// DefaultKeywords returns a new copy of the table that Options.Keywords
+// defaults to: IMAP keyword (compared case-insensitively) to the Outlook
+// category it becomes, or "" for a keyword deliberately left out.
+// Keywords the table does not name become categories of the same name,
+// except those that start with '$'.
+//
+//	keyword                       category                     why
+//	$label1 … $label5             Important, Work, Personal,   Thunderbird's five default tags (it
+//	                              To Do, Later                 writes them in lower case)
+//	$Forwarded                    left out                     carried as the "forwarded" last verb
+//	                                                           instead (see SetFlags)
+//	$MDNSent                      left out                     a read receipt was sent (RFC 3503)
+//	$SubmitPending, $Submitted    left out                     a draft's submission state (RFC 5550)
+//	$Junk, $NotJunk, $Phishing    left out                     a filter's verdict (RFC 5788 registry);
+//	Junk, NonJunk, NotJunk                                     Thunderbird tags every message it
+//	                                                           classifies, and the folder (Junk Email
+//	                                                           or not) already carries the verdict
+//	$Important                    left out                     a server's guess that a message
+//	                                                           matters (RFC 8457, Gmail's marker), not
+//	                                                           a label the user chose
+//	$MailFlagBit0 … 2             left out                     Apple Mail's flag colour, three bits of
+//	                                                           one colour; Outlook flags have none
+//
+// Unknown keywords that start with '$' are left out as well: '$' marks
+// keywords that clients and servers set for themselves (the IANA IMAP and
+// JMAP keywords registry, https://www.iana.org/assignments/imap-jmap-keywords:
+// $HasAttachment, $IsMailingList, $Muted, $CanUnsubscribe, …), so that
+// making them categories would cover a mailbox with labels nobody chose,
+// while user labels are plain words (Thunderbird names new tags after
+// their text). A client that keeps user labels under '$' keywords is
+// served by adding them to the table.
+func DefaultKeywords() map[string]string {
+	return map[string]string{
+		"$label1":        "Important",
+		"$label2":        "Work",
+		"$label3":        "Personal",
+		"$label4":        "To Do",
+		"$label5":        "Later",
+		"$Forwarded":     "",
+		"$MDNSent":       "",
+		"$SubmitPending": "",
+		"$Submitted":     "",
+		"$Junk":          "",
+		"$NotJunk":       "",
+		"$Phishing":      "",
+		"Junk":           "",
+		"NonJunk":        "",
+		"NotJunk":        "",
+		"$Important":     "",
+		"$MailFlagBit0":  "",
+		"$MailFlagBit1":  "",
+		"$MailFlagBit2":  "",
+	}
+}
+
+// keywordTable is Options.Keywords ready for look-ups: lower-cased
+// keyword to category, "" for left out.
+type keywordTable map[string]string
+
+// newKeywordTable returns the look-up table of m (nil: DefaultKeywords()),
+// or an error naming a category that the flags could not carry: empty
+// names are fine (left out), but a name must not start with '\' (it
+// would read as a system flag) or '$' (it would read as a keyword left
+// out).
+func newKeywordTable(m map[string]string) (keywordTable, error) {
+	if m == nil {
+		m = DefaultKeywords()
+	}
+	t := make(keywordTable, len(m))
+	for k, v := range m {
+		if strings.HasPrefix(v, `\`) || strings.HasPrefix(v, "$") {
+			return nil, fmt.Errorf("exchange: Options.Keywords[%q] = %q: a category cannot start with '\\' or '$'", k, v)
+		}
+		t[strings.ToLower(k)] = v
+	}
+	return t, nil
+}
+
+// translate returns flags as Exchange is to carry them: system flags and
+// $Forwarded (for the last verb) as they are, and in place of every other
+// keyword the category the table gives it, or nothing when the table
+// leaves it out or, for a keyword it does not name, when it starts with
+// '$'. Put translates a message's flags once, before either import path
+// reads them, and SetFlags and SetFlagsBatch translate theirs, so that
+// newItemFlags always reads translated flags.
+func (t keywordTable) translate(flags []migrate.Flag) []migrate.Flag {
+	out := make([]migrate.Flag, 0, len(flags))
+	for _, f := range flags {
+		if !f.IsKeyword() {
+			out = append(out, f)
+			continue
+		}
+		if strings.EqualFold(string(f), forwardedKeyword) {
+			out = append(out, forwardedKeyword)
+		}
+		cat, named := t[strings.ToLower(string(f))]
+		switch {
+		case named && cat != "":
+			out = append(out, migrate.Flag(cat))
+		case !named && !strings.HasPrefix(string(f), "$"):
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// message returns a copy of m whose flags are translated (translate);
+// m itself is left as it is, since it belongs to the caller.
+func (t keywordTable) message(m *migrate.Message) *migrate.Message {
+	cp := *m
+	cp.Flags = t.translate(m.Flags)
+	return &cp
+}
+
 // itemFlags is what IMAP flags become on an Exchange item (see SetFlags).
 // It is the one encoding of flags: for the PATCH after an import, for
-// SetFlags and SetFlagsBatch, and for the JSON create.
+// SetFlags and SetFlagsBatch, and for the JSON create. It is made from
+// translated flags (keywordTable.translate).
 type itemFlags struct {
 	read       bool     // \Seen
 	flagged    bool     // \Flagged
 	answered   bool     // \Answered
+	forwarded  bool     // $Forwarded
 	categories []string // keywords, never nil
 }
 
@@ -70,6 +201,7 @@ func newItemFlags(flags []migrate.Flag) itemFlags {
 		read:       migrate.ContainsFlag(flags, migrate.FlagSeen),
 		flagged:    migrate.ContainsFlag(flags, migrate.FlagFlagged),
 		answered:   migrate.ContainsFlag(flags, migrate.FlagAnswered),
+		forwarded:  migrate.ContainsFlag(flags, forwardedKeyword),
 		categories: categories(flags),
 	}
 }
@@ -85,8 +217,9 @@ type extendedProperty struct {
 // update (https://learn.microsoft.com/graph/api/resources/message):
 // isRead, flag.flagStatus ("flagged" or "notFlagged"), categories, and as
 // singleValueExtendedProperties extra followed by PidTagLastVerbExecuted
-// (LastVerbProperty): lastVerbReply when answered; otherwise "0" when
-// replace is set (an update that replaces the item's flags), else left
+// (LastVerbProperty): lastVerbReply when answered, else lastVerbForward
+// when forwarded; otherwise "0" when replace is set (an update that
+// replaces the item's flags, and so clears a verb set before), else left
 // out (a new item has no last verb).
 func (f itemFlags) properties(replace bool, extra ...extendedProperty) map[string]any {
 	status := "notFlagged"
@@ -97,6 +230,8 @@ func (f itemFlags) properties(replace bool, extra ...extendedProperty) map[strin
 	switch {
 	case f.answered:
 		props = append(props, extendedProperty{LastVerbProperty, lastVerbReply})
+	case f.forwarded:
+		props = append(props, extendedProperty{LastVerbProperty, lastVerbForward})
 	case replace:
 		props = append(props, extendedProperty{LastVerbProperty, "0"})
 	}
@@ -111,8 +246,9 @@ func (f itemFlags) properties(replace bool, extra ...extendedProperty) map[strin
 	return out
 }
 
-// categories returns the keywords of flags that become categories: not
-// system flags, not '$'-prefixed, each once. It never returns nil, so
+// categories returns the keywords of translated flags that are
+// categories: not system flags, not '$'-prefixed ($Forwarded, or any
+// keyword that was not translated), each once. It never returns nil, so
 // that an empty list is sent and clears the categories.
 func categories(flags []migrate.Flag) []string {
 	out := []string{}
@@ -229,7 +365,7 @@ func (mb *Mailbox) sendBatch(ctx context.Context, changes []migrate.FlagChange, 
 			Method:  http.MethodPatch,
 			URL:     "/users/" + url.PathEscape(mb.user) + "/messages/" + url.PathEscape(changes[i].ItemID),
 			Headers: map[string]string{"Content-Type": "application/json"},
-			Body:    newItemFlags(changes[i].Flags).properties(true),
+			Body:    newItemFlags(mb.c.keywords.translate(changes[i].Flags)).properties(true),
 		})
 	}
 	var env struct {

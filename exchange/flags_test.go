@@ -105,13 +105,149 @@ func TestSetFlagsBatch(t *testing.T) {
 	}
 }
 
-func TestCategories(t *testing.T) {
-	got := categories([]migrate.Flag{`\Seen`, "Work", "$Label1", "WORK", "Family", `\Flagged`, "NonJunk"})
-	if want := []string{"Work", "Family", "NonJunk"}; !slices.Equal(got, want) {
-		t.Errorf("categories = %q, want %q", got, want)
+// TestKeywordTranslate checks DefaultKeywords through translate, and
+// categories on the result.
+func TestKeywordTranslate(t *testing.T) {
+	kw, err := newKeywordTable(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		flags []migrate.Flag
+		want  []migrate.Flag // translated
+		cats  []string
+	}{
+		{"plain keywords", []migrate.Flag{`\Seen`, "Work", "WORK", "Family", `\Flagged`},
+			[]migrate.Flag{`\Seen`, "Work", "WORK", "Family", `\Flagged`}, []string{"Work", "Family"}},
+		{"Thunderbird labels", []migrate.Flag{"$label1", "$Label2", "$LABEL3", "$label4", "$label5"},
+			[]migrate.Flag{"Important", "Work", "Personal", "To Do", "Later"},
+			[]string{"Important", "Work", "Personal", "To Do", "Later"}},
+		{"label and its category once", []migrate.Flag{"$label2", "work"}, []migrate.Flag{"Work", "work"}, []string{"Work"}},
+		{"forwarded stays for the verb", []migrate.Flag{"$forwarded", migrate.FlagAnswered},
+			[]migrate.Flag{"$Forwarded", migrate.FlagAnswered}, []string{}},
+		{"client and filter state", []migrate.Flag{"$MDNSent", "$Junk", "$NotJunk", "Junk", "NonJunk", "notjunk", "$Phishing",
+			"$SubmitPending", "$Submitted", "$Important", "$MailFlagBit0", "$MailFlagBit1", "$MailFlagBit2"}, []migrate.Flag{}, []string{}},
+		{"unknown $ keywords", []migrate.Flag{"$HasAttachment", "$IsMailingList", "$label6", "Later"}, []migrate.Flag{"Later"}, []string{"Later"}},
+	} {
+		got := kw.translate(tc.flags)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: translate = %q, want %q", tc.name, got, tc.want)
+		}
+		if cats := categories(got); !slices.Equal(cats, tc.cats) {
+			t.Errorf("%s: categories = %q, want %q", tc.name, cats, tc.cats)
+		}
 	}
 	if got := categories(nil); got == nil || len(got) != 0 {
 		t.Errorf("categories(nil) = %#v, want an empty, non-nil slice", got)
+	}
+}
+
+// TestDefaultKeywords checks that DefaultKeywords returns a new map each
+// time and that every category it names can be carried.
+func TestDefaultKeywords(t *testing.T) {
+	a := DefaultKeywords()
+	a["$label1"] = "Changed"
+	delete(a, "$label2")
+	b := DefaultKeywords()
+	if b["$label1"] != "Important" || b["$label2"] != "Work" {
+		t.Errorf("DefaultKeywords shares its map: %v", b)
+	}
+	for k, v := range b {
+		if v != "" && (strings.HasPrefix(v, "$") || strings.HasPrefix(v, `\`)) {
+			t.Errorf("%s -> %q cannot be a category", k, v)
+		}
+	}
+	if _, err := newKeywordTable(b); err != nil {
+		t.Error(err)
+	}
+	for _, bad := range []string{`\Seen`, "$x"} {
+		if _, err := NewClient(&Options{Credential: &fakeCredential{tokens: []string{"x"}}, Keywords: map[string]string{"k": bad}}); err == nil {
+			t.Errorf("NewClient accepted the category %q", bad)
+		}
+	}
+}
+
+// TestKeywordsPerClient checks that Options.Keywords changes the table of
+// one Client only, for Put and for SetFlags.
+func TestKeywordsPerClient(t *testing.T) {
+	e := newEnv(t, &envOptions{dates: ReceivedDateAtImport})
+	table := DefaultKeywords()
+	table["$label1"] = "Urgent"
+	table["$HasMemo"] = "Memo"
+	table["Family"] = ""
+	own, err := NewClient(&Options{Credential: e.cred, BaseURL: e.srv.URL(), Transport: e.srv.Client().Transport,
+		Budget: &Budget{}, ReceivedDates: ReceivedDateAtImport, Keywords: table})
+	if err != nil {
+		t.Fatal(err)
+	}
+	table["$label1"] = "Changed after NewClient"
+	inbox := e.wellKnown(t, "inbox")
+	flags := []migrate.Flag{"$label1", "$HasMemo", "Family", "Work"}
+	byDefault := e.put(t, inbox, message("INBOX", 1, sampleMIME("<kw1@example.org>", "kw1"), flags...))
+	byOwn, err := own.Mailbox(testUser).Put(t.Context(), inbox, message("INBOX", 2, sampleMIME("<kw2@example.org>", "kw2"), flags...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		id   string
+		want []string
+	}{{byDefault, []string{"Important", "Family", "Work"}}, {byOwn, []string{"Urgent", "Memo", "Work"}}} {
+		if got, _ := e.srv.Message(testUser, c.id); !slices.Equal(got.Categories, c.want) {
+			t.Errorf("categories %q, want %q", got.Categories, c.want)
+		}
+	}
+	if err := own.Mailbox(testUser).SetFlags(t.Context(), byOwn, []migrate.Flag{"$label1", "$label5"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.srv.Message(testUser, byOwn); !slices.Equal(got.Categories, []string{"Urgent", "Later"}) {
+		t.Errorf("after SetFlags: categories %q, want [Urgent Later]", got.Categories)
+	}
+	// An empty table translates nothing: plain keywords only.
+	bare, err := NewClient(&Options{Credential: e.cred, BaseURL: e.srv.URL(), Transport: e.srv.Client().Transport,
+		Budget: &Budget{}, Keywords: map[string]string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := bare.keywords.translate(flags); !slices.Equal(got, []migrate.Flag{"Family", "Work"}) {
+		t.Errorf("empty table: %q", got)
+	}
+}
+
+// TestSetFlagsForwarded checks the last verb of $Forwarded against
+// \Answered, set and cleared by SetFlags and by SetFlagsBatch.
+func TestSetFlagsForwarded(t *testing.T) {
+	e := newEnv(t, &envOptions{dates: ReceivedDateAtImport})
+	inbox := e.wellKnown(t, "inbox")
+	id := e.put(t, inbox, message("INBOX", 1, sampleMIME("<fwd@example.org>", "fwd"), "$Forwarded"))
+	if got, _ := e.srv.Message(testUser, id); got.LastVerbExecuted != 104 || len(got.Categories) != 0 {
+		t.Errorf("imported with $Forwarded: last verb %d, categories %q; want 104, none", got.LastVerbExecuted, got.Categories)
+	}
+	steps := []struct {
+		flags []migrate.Flag
+		verb  int
+	}{
+		{[]migrate.Flag{migrate.FlagAnswered, "$forwarded"}, 102}, // \Answered wins
+		{[]migrate.Flag{"$Forwarded", migrate.FlagSeen}, 104},
+		{nil, 0},
+		{[]migrate.Flag{"$FORWARDED"}, 104},
+		{[]migrate.Flag{migrate.FlagAnswered}, 102},
+		{[]migrate.Flag{"$Forwarded"}, 104},
+		{[]migrate.Flag{migrate.FlagSeen}, 0},
+	}
+	for i, st := range steps {
+		var err error
+		if i%2 == 0 {
+			err = e.mb.SetFlags(t.Context(), id, st.flags)
+		} else {
+			err = e.mb.SetFlagsBatch(t.Context(), []migrate.FlagChange{{ItemID: id, Flags: st.flags}})[0]
+		}
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if got, _ := e.srv.Message(testUser, id); got.LastVerbExecuted != st.verb {
+			t.Errorf("step %d, flags %v: last verb %d, want %d", i, st.flags, got.LastVerbExecuted, st.verb)
+		}
 	}
 }
 
@@ -128,16 +264,23 @@ func TestItemFlagsProperties(t *testing.T) {
 		extra   []extendedProperty
 		want    string
 	}{
-		{"import", []migrate.Flag{`\seen`, "Work", "$Forwarded"}, false, []extendedProperty{wm},
+		{"import", []migrate.Flag{`\seen`, "Work", "$MDNSent"}, false, []extendedProperty{wm},
 			`{"categories":["Work"],"flag":{"flagStatus":"notFlagged"},"isRead":true,` +
 				`"singleValueExtendedProperties":[{"id":"` + WatermarkProperty + `","value":"INBOX/42/1"}]}`},
 		{"import answered", []migrate.Flag{migrate.FlagAnswered, migrate.FlagFlagged}, false, []extendedProperty{wm},
 			`{"categories":[],"flag":{"flagStatus":"flagged"},"isRead":false,` +
 				`"singleValueExtendedProperties":[{"id":"` + WatermarkProperty + `","value":"INBOX/42/1"},` + lastVerb + `"102"}]}`},
+		{"import forwarded", []migrate.Flag{`\seen`, "Work", "$Forwarded"}, false, []extendedProperty{wm},
+			`{"categories":["Work"],"flag":{"flagStatus":"notFlagged"},"isRead":true,` +
+				`"singleValueExtendedProperties":[{"id":"` + WatermarkProperty + `","value":"INBOX/42/1"},` + lastVerb + `"104"}]}`},
+		{"import answered and forwarded", []migrate.Flag{"$Forwarded", migrate.FlagAnswered}, false, nil,
+			`{"categories":[],"flag":{"flagStatus":"notFlagged"},"isRead":false,"singleValueExtendedProperties":[` + lastVerb + `"102"}]}`},
 		{"set flags", nil, true, nil,
 			`{"categories":[],"flag":{"flagStatus":"notFlagged"},"isRead":false,"singleValueExtendedProperties":[` + lastVerb + `"0"}]}`},
 		{"set flags answered", []migrate.Flag{`\ANSWERED`}, true, nil,
 			`{"categories":[],"flag":{"flagStatus":"notFlagged"},"isRead":false,"singleValueExtendedProperties":[` + lastVerb + `"102"}]}`},
+		{"set flags forwarded", []migrate.Flag{"$forwarded"}, true, nil,
+			`{"categories":[],"flag":{"flagStatus":"notFlagged"},"isRead":false,"singleValueExtendedProperties":[` + lastVerb + `"104"}]}`},
 		{"create, no verb", nil, false, nil,
 			`{"categories":[],"flag":{"flagStatus":"notFlagged"},"isRead":false}`},
 	} {

@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"time"
@@ -23,6 +24,11 @@ const guardWindow = 2 * time.Minute
 // putMIME is Put's importMime path for raw, the whole MIME of m: it
 // creates the item from raw, byte for byte, then sets its flags and the
 // watermark in one PATCH, and deletes the item if that PATCH fails.
+//
+// When Graph refuses raw as it is (refusedAsIs: a 400 such as
+// ErrorMimeContentInvalid), m is created from its parsed fields
+// instead, or else stored degraded with raw attached: see
+// rebuildOrDegrade.
 func (mb *Mailbox) putMIME(ctx context.Context, op, folderID string, m *migrate.Message, raw []byte) (string, error) {
 	// A draft stays a draft: importMime makes delivered mail, the MIME
 	// create of POST /messages makes a draft, both keeping the MIME.
@@ -40,10 +46,17 @@ func (mb *Mailbox) putMIME(ctx context.Context, op, folderID string, m *migrate.
 	enc := make([]byte, base64.StdEncoding.EncodedLen(len(raw)))
 	base64.StdEncoding.Encode(enc, raw)
 	id, err := mb.createItem(ctx, op+": "+how, guard, create, map[string]string{"folder": folderID}, textBody(enc))
+	if refusedAsIs(err) {
+		p, perr := parseMIME(bytes.NewReader(raw))
+		if p != nil {
+			defer p.close()
+		}
+		return mb.rebuildOrDegrade(ctx, op, folderID, m, p, perr, rawBytes(raw), err)
+	}
 	if err != nil {
 		return "", err
 	}
-	fields := newItemFlags(m.Flags).properties(false, extendedProperty{WatermarkProperty, m.ID.String()})
+	fields := newItemFlags(m.Flags).properties(false, mb.deliveryTimeProperties(ctx, m)...)
 	if err := mb.patchMessage(ctx, id, fields); err != nil {
 		mb.discard(ctx, id)
 		return "", classify(op+": set flags and watermark", err)

@@ -25,7 +25,7 @@ func TestImportMimeRequest(t *testing.T) {
 	}
 	var got []seen
 	var mu sync.Mutex
-	e := newEnv(t, &envOptions{hook: func(r *http.Request) (*http.Response, error) {
+	e := newEnv(t, &envOptions{dates: ReceivedDateAtImport, hook: func(r *http.Request) (*http.Response, error) {
 		if !strings.HasSuffix(r.URL.Path, "/importMime") {
 			return nil, nil
 		}
@@ -71,7 +71,7 @@ func TestImportMimeRequest(t *testing.T) {
 
 // TestPutUndo checks that an import whose PATCH fails is deleted.
 func TestPutUndo(t *testing.T) {
-	e := newEnv(t, &envOptions{hook: func(r *http.Request) (*http.Response, error) {
+	e := newEnv(t, &envOptions{dates: ReceivedDateAtImport, hook: func(r *http.Request) (*http.Response, error) {
 		if r.Method == http.MethodPatch {
 			body := `{"error":{"code":"ErrorInvalidProperty","message":"The property is not valid."}}`
 			return &http.Response{
@@ -92,18 +92,47 @@ func TestPutUndo(t *testing.T) {
 	}
 }
 
+// TestRejectMIME: a message that importMime refuses is created from its
+// parsed fields instead (received date kept, watermark and flags set),
+// with its original attached unchanged, and Put reports it degraded (the
+// caller asked for its exact MIME); the run is told once
+// (noticeRefusedRebuilt); a refused draft stays a draft.
 func TestRejectMIME(t *testing.T) {
-	e := newEnv(t, nil)
+	e := newEnv(t, &envOptions{dates: ReceivedDateAtImport})
 	inbox := e.wellKnown(t, "inbox")
 	e.srv.RejectMIME(func(b []byte) bool { return bytes.Contains(b, []byte("Subject: bad")) })
-	_, err := e.mb.Put(t.Context(), inbox, message("INBOX", 1, sampleMIME("<bad@example.org>", "bad")))
-	if !errors.Is(err, migrate.ErrItem) || errors.Is(err, migrate.ErrMailbox) {
-		t.Fatalf("Put of rejected MIME: %v, want ErrItem", err)
+	ctx, events := observed(t.Context())
+	raw := sampleMIME("<bad@example.org>", "bad")
+	m := message("INBOX", 1, raw, migrate.FlagSeen, migrate.FlagFlagged)
+	id, err := e.mb.Put(ctx, inbox, m)
+	if id == "" || !errors.Is(err, migrate.ErrDegraded) || !strings.Contains(err.Error(), "rebuilt from its fields, the original attached") ||
+		!strings.Contains(err.Error(), "ErrorMimeContentInvalid") {
+		t.Fatalf("Put of refused MIME = %q, %v; want it created from JSON and reported degraded", id, err)
 	}
-	if !strings.Contains(err.Error(), "ErrorMimeContentInvalid") {
-		t.Errorf("error %q does not give Graph's reason", err)
+	got, _ := e.srv.Message(testUser, id)
+	if got.MIME != nil || got.IsDraft || got.Subject != "bad" || got.InternetMessageID != "<bad@example.org>" ||
+		!got.ReceivedDateTime.Equal(m.InternalDate) || got.ExtendedProperties[WatermarkProperty] != m.ID.String() {
+		t.Errorf("item %+v: want a non-draft JSON create with the source's fields, received date and watermark", got)
+	}
+	if n := len(got.Attachments); n == 0 || !bytes.Equal(got.Attachments[n-1].Content, raw) || got.Attachments[n-1].Name != "bad.eml" {
+		t.Errorf("attachments %+v: want the original, unchanged, as bad.eml", got.Attachments)
+	}
+	checkFlags(t, got, m.Flags)
+	if evs := events(); len(evs) != 1 || evs[0].Kind != migrate.EventNotice || evs[0].Reason != noticeRefusedRebuilt {
+		t.Errorf("events %+v, want one notice", evs)
 	}
 	if _, err := e.mb.Put(t.Context(), inbox, message("INBOX", 2, sampleMIME("<good@example.org>", "good"))); err != nil {
 		t.Errorf("Put of good MIME after a rejection: %v", err)
+	}
+	draft := message("Drafts", 3, sampleMIME("<bad-draft@example.org>", "bad draft"), migrate.FlagDraft)
+	id, err = e.mb.Put(t.Context(), e.wellKnown(t, "drafts"), draft)
+	if got, _ := e.srv.Message(testUser, id); !errors.Is(err, migrate.ErrDegraded) || !got.IsDraft || got.MIME != nil {
+		t.Errorf("refused draft: %v, isDraft %v, MIME %d bytes; want a JSON draft, reported degraded", err, got.IsDraft, len(got.MIME))
+	}
+	// importMime for bad and good; the JSON create of bad; the MIME and
+	// then the JSON create of the draft.
+	st := e.srv.Stats()
+	if st.ByRoute["POST /users/{user}/mailFolders/{id}/importMime"] != 2 || st.ByRoute["POST /users/{user}/mailFolders/{id}/messages"] != 3 {
+		t.Errorf("routes %v", st.ByRoute)
 	}
 }

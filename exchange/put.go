@@ -42,15 +42,24 @@ const undoTimeout = 30 * time.Second
 // Put implements migrate.Sink. It stores m in folder folderID, non-draft
 // (or draft for \Draft), with its flags, and stamps it with
 // WatermarkProperty = m.ID.String(). A message of at most MaxImportSize
-// bytes is imported with importMime: its exact MIME, received at the time
-// of the import. A larger one, or under Options.ReceivedDates =
-// ReceivedDateFromSource any non-draft one, is created from JSON: the
-// source's received date, a MIME that Exchange rebuilds. The package
-// documentation's Fidelity section says what each path keeps and how.
+// bytes is imported with importMime, its exact MIME, and given its
+// received date in the PATCH that follows when the tenant honours that
+// (Mailbox.ProbeReceivedDates); when it does not, Options.ReceivedDates
+// chooses between importMime (received at the time of the import) and
+// the JSON create (the source's received date, a MIME that Exchange
+// rebuilds), except that signed and encrypted messages keep their MIME
+// (see ReceivedDates). A larger message is created from JSON. Each such
+// Put reports the tenant's answer and what it means for the run as a
+// migrate.EventNotice. The package documentation's Fidelity section says
+// what each path keeps and how.
 //
-// Messages over MaxMessageSize fail with an error matching
-// migrate.ErrItem, as do those Graph refuses (bad MIME, over the
-// mailbox's size limit, a main body over 3 MB). Needs the
+// A message that importMime refuses is created from JSON instead, and
+// one that cannot be created from JSON either (it cannot be parsed, or
+// Graph refuses the create) is stored degraded, its original attached:
+// Put returns the item's id with an error matching migrate.ErrDegraded
+// that says why. Messages over MaxMessageSize fail with an error
+// matching migrate.ErrItem, as do those Graph refuses in every form (over
+// the mailbox's size limit, say). Needs the
 // Mail-Advanced.ReadWrite.All permission (importMime) and Mail.ReadWrite
 // (everything else).
 func (mb *Mailbox) Put(ctx context.Context, folderID string, m *migrate.Message) (string, error) {
@@ -62,9 +71,10 @@ func (mb *Mailbox) Put(ctx context.Context, folderID string, m *migrate.Message)
 	if m.Size > MaxMessageSize {
 		return "", tooLarge(op, m.Size)
 	}
+	m = mb.c.keywords.message(m) // keywords as categories (Options.Keywords)
 	draft := m.HasFlag(migrate.FlagDraft)
 	body := io.LimitReader(m.Body, MaxMessageSize+1)
-	if m.Size > MaxImportSize || (mb.c.dates == ReceivedDateFromSource && !draft) {
+	if m.Size > MaxImportSize {
 		return mb.putJSON(ctx, op, folderID, m, body)
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, max(m.Size, 0)+bytes.MinRead)) // ReadFrom wants MinRead free
@@ -77,8 +87,11 @@ func (mb *Mailbox) Put(ctx context.Context, folderID string, m *migrate.Message)
 		// The source's size was wrong: go on with what is left.
 		return mb.putJSON(ctx, op, folderID, m, io.MultiReader(bytes.NewReader(raw), body))
 	}
-	if len(raw) == 0 {
-		return "", migrate.ItemError(fmt.Errorf("exchange: %s: empty message", op))
+	if len(raw) == 0 { // nothing for importMime: an empty item
+		return mb.putJSON(ctx, op, folderID, m, bytes.NewReader(raw))
+	}
+	if !draft && mb.rebuildsForDate(ctx, raw) {
+		return mb.putJSON(ctx, op, folderID, m, bytes.NewReader(raw))
 	}
 	return mb.putMIME(ctx, op, folderID, m, raw)
 }

@@ -4,19 +4,16 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 
 	"github.com/mailferry/mailferry/migrate"
 )
 
 func TestPut(t *testing.T) {
-	e := newEnv(t, nil)
+	e := newEnv(t, &envOptions{dates: ReceivedDateAtImport})
 	inbox := e.folder(t, "Inbox", migrate.RoleInbox)
 	cases := []struct {
 		name     string
@@ -65,7 +62,7 @@ func TestPut(t *testing.T) {
 }
 
 func TestPutTooLarge(t *testing.T) {
-	e := newEnv(t, nil)
+	e := newEnv(t, &envOptions{dates: ReceivedDateAtImport})
 	ctx := t.Context()
 	inbox := e.wellKnown(t, "inbox")
 	before := e.srv.Stats().Requests
@@ -74,22 +71,27 @@ func TestPutTooLarge(t *testing.T) {
 	if _, err := e.mb.Put(ctx, inbox, huge); !errors.Is(err, migrate.ErrItem) || !strings.Contains(err.Error(), "more than") {
 		t.Errorf("Put of %d bytes: %v, want ErrItem too large", huge.Size, err)
 	}
+	if n := e.srv.Stats().Requests - before; n != 0 {
+		t.Errorf("Put of a too large message made %d requests", n)
+	}
 	// Over MaxImportSize it takes the JSON path, where a main body over
-	// 3 MB cannot go into the create.
+	// 3 MB cannot go into the create: it is stored degraded.
 	raw := append(sampleMIME("<big@example.org>", "big"), bytes.Repeat([]byte("x"), MaxImportSize)...)
 	m := message("INBOX", 1, raw)
 	m.Size = 0 // a source that does not know the size: Put still counts
-	_, err := e.mb.Put(ctx, inbox, m)
-	if !errors.Is(err, migrate.ErrItem) || !strings.Contains(err.Error(), "main body over") {
-		t.Errorf("Put of %d bytes of text: %v, want ErrItem body too large", len(raw), err)
+	id, err := e.mb.Put(ctx, inbox, m)
+	if id == "" || !errors.Is(err, migrate.ErrDegraded) || !strings.Contains(err.Error(), "main body over") {
+		t.Errorf("Put of %d bytes of text: %q, %v; want it degraded, body too large", len(raw), id, err)
 	}
-	if n := e.srv.Stats().Requests - before; n != 0 {
-		t.Errorf("Put of too large messages made %d requests", n)
+	// An empty message is an empty item.
+	id = e.put(t, inbox, message("INBOX", 3, nil))
+	if got, _ := e.srv.Message(testUser, id); got.Subject != "" || got.MIME != nil || got.ExtendedProperties[WatermarkProperty] == "" {
+		t.Errorf("empty message: %+v", got)
 	}
 	// Exactly MaxImportSize goes through importMime (4 MB of base64).
 	exact := append(sampleMIME("<exact@example.org>", "exact"), []byte{}...)
 	exact = append(exact, bytes.Repeat([]byte("y"), MaxImportSize-len(exact))...)
-	id := e.put(t, inbox, message("INBOX", 2, exact))
+	id = e.put(t, inbox, message("INBOX", 2, exact))
 	if got, _ := e.srv.Message(testUser, id); !bytes.Equal(got.MIME, exact) {
 		t.Errorf("Put of exactly %d bytes: MIME not kept", len(exact))
 	}
@@ -97,12 +99,13 @@ func TestPutTooLarge(t *testing.T) {
 
 // TestPutSizes puts generated multipart messages of about 1 KB and
 // 3.5 MB and checks what arrives: the small one through importMime, byte
-// for byte (or through the JSON create under ReceivedDateFromSource), the
-// other through the JSON create with its attachments. TestUploadSessions
-// puts one of 40 MB.
+// for byte, under ReceivedDateAtImport, or through the JSON create under
+// the default ReceivedDateFromSource (the emulator does not honour the
+// delivery-time PATCH), the other through the JSON create with its
+// attachments. TestUploadSessions puts one of 40 MB.
 func TestPutSizes(t *testing.T) {
 	t.Run("1KB-importMime", func(t *testing.T) {
-		e := newEnv(t, nil)
+		e := newEnv(t, &envOptions{dates: ReceivedDateAtImport})
 		tm := genMessage(1)
 		m := genPut(tm, 1, migrate.FlagSeen, migrate.FlagFlagged, migrate.FlagAnswered, "Work")
 		id := e.put(t, e.wellKnown(t, "inbox"), m)
@@ -116,12 +119,18 @@ func TestPutSizes(t *testing.T) {
 		checkFlags(t, got, m.Flags)
 	})
 	t.Run("1KB-received-from-source", func(t *testing.T) {
-		e := newEnv(t, &envOptions{dates: ReceivedDateFromSource})
+		e := newEnv(t, nil)
+		if honoured, err := e.mb.ProbeReceivedDates(t.Context()); honoured || err != nil {
+			t.Fatalf("probe: %v, %v; want not honoured", honoured, err)
+		}
+		inbox := e.wellKnown(t, "inbox")
+		before := e.srv.Stats()
 		tm := genMessage(2)
 		m := genPut(tm, 2, migrate.FlagAnswered, "Work", "$Forwarded")
-		id := e.put(t, e.wellKnown(t, "inbox"), m)
+		id := e.put(t, inbox, m)
 		checkJSONCopy(t, e, id, tm, m)
-		if st := e.srv.Stats(); st.ByRoute["POST /users/{user}/mailFolders/{id}/messages"] != 1 || st.Requests > 4 {
+		st := e.srv.Stats()
+		if n := st.ByRoute["POST /users/{user}/mailFolders/{id}/messages"]; n != 1 || st.Requests-before.Requests > 4 {
 			t.Errorf("one create expected, with its attachments: %v", st.ByRoute)
 		}
 	})
@@ -146,19 +155,7 @@ func TestPutLostAnswer(t *testing.T) {
 		{"json", "/messages", ReceivedDateFromSource},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var base http.RoundTripper
-			var dropped atomic.Int32
-			e := newEnv(t, &envOptions{dates: tc.dates, hook: func(r *http.Request) (*http.Response, error) {
-				if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, tc.route) && dropped.Add(1) == 1 {
-					resp, err := base.RoundTrip(r)
-					if err == nil {
-						drain(resp)
-					}
-					return nil, fmt.Errorf("read: %w", syscall.ECONNRESET)
-				}
-				return nil, nil
-			}})
-			base = e.srv.Client().Transport
+			e, _ := newEnvLosingAnswer(t, tc.dates, tc.route)
 			tm := genMessage(6)
 			m := genPut(tm, 6, migrate.FlagSeen)
 			id := e.put(t, e.wellKnown(t, "inbox"), m)

@@ -17,7 +17,7 @@ import (
 )
 
 func TestRetryThrottled(t *testing.T) {
-	e := newEnv(t, nil)
+	e := newEnv(t, &envOptions{dates: ReceivedDateAtImport}) // a Put of two requests: importMime, PATCH
 	inbox := e.wellKnown(t, "inbox")
 	e.srv.FailNext(2, http.StatusTooManyRequests, time.Second)
 	id, err := e.mb.Put(t.Context(), inbox, message("INBOX", 1, sampleMIME("<throttled@example.org>", "throttled")))

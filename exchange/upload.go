@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -96,7 +97,7 @@ func (mb *Mailbox) putChunk(ctx context.Context, uploadURL string, chunk []byte,
 	req.Header.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+int64(len(chunk))-1, total))
 	resp, err := mb.c.upload.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, redactUploadURL(err)
 	}
 	defer drain(resp)
 	switch {
@@ -116,7 +117,7 @@ func (mb *Mailbox) sessionOffset(ctx context.Context, uploadURL string, was int6
 	}
 	resp, err := mb.c.upload.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, redactUploadURL(err)
 	}
 	defer drain(resp)
 	if resp.StatusCode != http.StatusOK {
@@ -134,6 +135,18 @@ func (mb *Mailbox) sessionOffset(ctx context.Context, uploadURL string, was int6
 		return 0, fmt.Errorf("upload session: expects %q after byte %d", st.Next[0], was)
 	}
 	return next, nil
+}
+
+// redactUploadURL removes the upload URL from err, a failed request to
+// it: the URL is pre-authenticated, so it must appear in no error, log or
+// report. The *url.Error stays, so that the failure is classified as
+// before (transient, say).
+func redactUploadURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return &url.Error{Op: ue.Op, URL: "(upload URL)", Err: ue.Err}
+	}
+	return err
 }
 
 // uploadError turns a failed upload session answer into a GraphError.

@@ -1,6 +1,9 @@
 package exchange
 
 import (
+	"errors"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,5 +24,28 @@ func TestUploadSessions(t *testing.T) {
 	st := e.srv.Stats()
 	if st.ByRoute["POST /users/{user}/messages/{id}/attachments/createUploadSession"] != 2 {
 		t.Errorf("upload sessions: %v", st.ByRoute)
+	}
+}
+
+// TestUploadURLNotInErrors: a failed PUT to an upload session's URL,
+// which is pre-authenticated, is reported without the URL.
+func TestUploadURLNotInErrors(t *testing.T) {
+	e := newEnv(t, &envOptions{dates: ReceivedDateAtImport, hook: func(r *http.Request) (*http.Response, error) {
+		if r.Method == http.MethodPut {
+			return nil, errors.New("tls: bad certificate")
+		}
+		return nil, nil
+	}})
+	_, err := e.mb.Put(t.Context(), e.wellKnown(t, "inbox"), genPut(genMessage(7, 4<<20), 7))
+	if err == nil {
+		t.Fatal("Put survived a failed upload")
+	}
+	for _, secret := range []string{"authtoken", "AttachmentSessions", e.srv.URL()} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("error %q shows %q", err, secret)
+		}
+	}
+	if !strings.Contains(err.Error(), "(upload URL)") || !strings.Contains(err.Error(), "bad certificate") {
+		t.Errorf("error %q does not say what failed", err)
 	}
 }

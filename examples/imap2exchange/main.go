@@ -78,7 +78,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.since, "since", "", "copy only messages received on or after this date (YYYY-MM-DD)")
 	fs.StringVar(&c.before, "before", "", "copy only messages received before this date (YYYY-MM-DD)")
 	fs.IntVar(&c.maxConnections, "max-connections", 10, "the most IMAP connections open at once to the server, for the whole batch (providers limit them)")
-	fs.StringVar(&c.receivedDates, "received-dates", "import", "import: MIME kept byte for byte, Outlook shows the import time as received; source: every message keeps its IMAP date as received, Exchange rebuilds its MIME")
+	fs.StringVar(&c.receivedDates, "received-dates", "source", "source: every message keeps its IMAP date as received, with its exact MIME where the tenant allows both, else rebuilt by Exchange (signed and encrypted messages keep their MIME); import: every message up to 3 MB keeps its MIME byte for byte, Outlook shows the import time as received")
 	fs.BoolVar(&c.probe, "probe", false, "only test each mailbox's IMAP login and report its folders, messages and size (the assessment), then stop")
 	fs.BoolVar(&c.verbose, "v", false, "log every message copied")
 	if err := fs.Parse(args); err != nil {
@@ -127,12 +127,12 @@ func migrateBatch(ctx context.Context, c *config, stdout, stderr io.Writer, gete
 	}
 	exOpts := &exchange.Options{Credential: cred, BaseURL: c.graphURL}
 	switch c.receivedDates {
-	case "import":
-		exOpts.ReceivedDates = exchange.ReceivedDateAtImport
 	case "source":
 		exOpts.ReceivedDates = exchange.ReceivedDateFromSource
+	case "import":
+		exOpts.ReceivedDates = exchange.ReceivedDateAtImport
 	default:
-		return fmt.Errorf("-received-dates %q: want import or source", c.receivedDates)
+		return fmt.Errorf("-received-dates %q: want source or import", c.receivedDates)
 	}
 	client, err := exchange.NewClient(exOpts)
 	if err != nil {
@@ -292,6 +292,8 @@ func progress(w io.Writer, verbose bool) func(migrate.Event) {
 			}
 		case migrate.EventMessageFailed:
 			fmt.Fprintf(w, "%s: %s UID %d not copied: %v\n", e.Mailbox, e.Folder, e.UID, e.Err)
+		case migrate.EventMessageDegraded:
+			fmt.Fprintf(w, "%s: %s UID %d stored degraded, original attached: %v\n", e.Mailbox, e.Folder, e.UID, e.Err)
 		case migrate.EventFlagsFailed:
 			fmt.Fprintf(w, "%s: %s UID %d flags not carried (tried again next run): %v\n", e.Mailbox, e.Folder, e.UID, e.Err)
 		case migrate.EventMessageCopied:

@@ -26,6 +26,7 @@
 //	GET   /users/{user}/mailFolders/{id}/childFolders    children; $filter, $top, $skip, $count
 //	POST  /users/{user}/mailFolders/{id}/childFolders    create a child folder
 //	POST  /users/{user}/mailFolders/{id}/importMime      import base64 MIME as a non-draft
+//	POST  /users/{user}/mailFolders/{id}/permanentDelete delete a folder, its children and messages
 //	GET   /users/{user}[/mailFolders/{id}]/messages      list; $filter, $top, $skip, $select, $expand, $count
 //	POST  /users/{user}[/mailFolders/{id}]/messages      create (text/plain MIME or JSON)
 //	GET   /users/{user}[/mailFolders/{id}]/messages/{id}          $select, $expand
@@ -88,9 +89,11 @@
 //   - POST .../messages with text/plain base64 MIME always makes a draft;
 //     bad base64 answers 400 ErrorMimeContentInvalidBase64String
 //     (https://learn.microsoft.com/graph/api/user-post-messages). MIME
-//     whose header block does not parse (net/mail), or that RejectMIME
-//     matches, answers 400 ErrorMimeContentInvalid
+//     that RejectMIME matches answers 400 ErrorMimeContentInvalid
 //     (https://learn.microsoft.com/exchange/client-developer/web-service-reference/responsecode).
+//     No other MIME is refused: no page says which MIME Exchange refuses,
+//     so the emulator takes any (a header read as mail readers do, see
+//     readMIMEBody) rather than be stricter than the service.
 //   - Dates of MIME imports: sentDateTime is the Date header;
 //     receivedDateTime is the time of import. No Microsoft page says how
 //     importMime sets receivedDateTime and importMime takes no parameter
@@ -130,8 +133,11 @@
 //     Extended properties are stored, except that 0x0E07, 0x0E06 and 0x0039
 //     keep their creation value and change nothing (200 all the same):
 //     PidTagMessageFlags is read-only after the first save (MS-OXCMSG),
-//     and no page documents that the dates move. internetMessageHeaders
-//     are checked and ignored.
+//     and no page documents that the dates move. Whether a tenant lets a
+//     PATCH of 0x0E06 move a delivered message's receivedDateTime is
+//     undocumented: Options.HonourDeliveryTimePatch, the emulator's own
+//     switch, makes it do so. internetMessageHeaders are checked and
+//     ignored.
 //   - Attachments (https://learn.microsoft.com/graph/outlook-large-attachments):
 //     POST .../attachments takes a #microsoft.graph.fileAttachment (name,
 //     contentBytes, contentType, isInline, contentId) under 3 MB, which the

@@ -27,7 +27,8 @@ const (
 // creation sets: PidTagMessageFlags is read-only after the first save
 // (MS-OXCMSG 2.2.1.6), and the emulator treats the delivery and submit
 // times the same way, since no Microsoft page documents that changing them
-// moves receivedDateTime or sentDateTime.
+// moves receivedDateTime or sentDateTime. Options.HonourDeliveryTimePatch
+// makes the delivery time of a delivered message writable.
 var readOnlyAfterSave = []string{tagMessageFlags, tagDeliveryTime, tagSubmitTime}
 
 // extPropJSON is a singleValueExtendedProperty in a request body.
@@ -92,7 +93,13 @@ func (m *message) hasProp(key string) bool {
 // that does not parse as the tag's type (an integer, or an RFC 3339 time)
 // answers 400 ErrorInvalidExtendedPropertyValue; that code is the
 // emulator's own, as no Microsoft page names the error.
-func applyProp(c *call, m *message, p extPropJSON, creating bool) *reply {
+//
+// A PATCH of PidTagMessageDeliveryTime answers 200 and, by default,
+// changes nothing that Graph shows: receivedDateTime stays (and so does
+// the property's value when the creation set it; see readOnlyAfterSave).
+// With Options.HonourDeliveryTimePatch, a PATCH of it on a delivered
+// (non-draft) message sets receivedDateTime and the property's value.
+func (s *Server) applyProp(c *call, m *message, p extPropJSON, creating bool) *reply {
 	bad := func() *reply {
 		return graphError(c, http.StatusBadRequest, "ErrorInvalidExtendedPropertyValue", "The extended property value is not valid for its type.").ref()
 	}
@@ -116,11 +123,14 @@ func applyProp(c *call, m *message, p extPropJSON, creating bool) *reply {
 			return bad()
 		}
 		switch {
-		case !creating:
-		case key == tagDeliveryTime:
+		case creating && key == tagDeliveryTime:
 			m.received = ts.UTC()
-		default:
+		case creating:
 			m.sent = ts.UTC()
+		case key == tagDeliveryTime && s.opts.HonourDeliveryTimePatch && !m.isDraft:
+			m.received = ts.UTC()
+			m.setProp(p.ID, p.Value)
+			return nil
 		}
 	}
 	if !creating && slices.Contains(readOnlyAfterSave, key) && m.hasProp(key) {

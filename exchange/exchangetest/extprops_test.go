@@ -3,6 +3,7 @@ package exchangetest
 import (
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -96,4 +97,49 @@ func TestNormalizePropID(t *testing.T) {
 	assert.Equal(t, normalizePropID("Integer 0x0E07"), normalizePropID("integer 0xe07"))
 	assert.Equal(t, normalizePropID("String {AA-BB} Name X"), normalizePropID("string {aa-bb} name X"))
 	assert.NotEqual(t, normalizePropID("String {aa-bb} Name X"), normalizePropID("String {aa-bb} Name x"))
+}
+
+// TestHonourDeliveryTimePatch checks both readings of a PATCH of
+// PidTagMessageDeliveryTime on a delivered message: by default it moves
+// nothing; with Options.HonourDeliveryTimePatch it sets receivedDateTime
+// (and the property), on an imported message as on a JSON-created one,
+// but never on a draft.
+func TestHonourDeliveryTimePatch(t *testing.T) {
+	patch := func(t *testing.T, s *Server, id, when string) {
+		t.Helper()
+		r := doJSON(t, s, "PATCH", "/v1.0/users/"+alice+"/messages/"+id, map[string]any{
+			"singleValueExtendedProperties": []map[string]string{{"id": "SystemTime 0x0E06", "value": when}},
+		})
+		require.Equal(t, 200, r.status, string(r.raw))
+	}
+	for _, honour := range []bool{false, true} {
+		s := newTestServer(t, &Options{HonourDeliveryTimePatch: honour})
+		r := do(t, s, "POST", "/beta/users/"+alice+"/mailFolders/inbox/importMime", b64(sampleMIME), "text/plain")
+		require.Equal(t, 201, r.status, string(r.raw))
+		imported := r.json["id"].(string)
+		created := newDraft(t, s, map[string]any{"subject": "delivered", "singleValueExtendedProperties": []map[string]string{
+			{"id": "Integer 0x0E07", "value": "1"}, {"id": "SystemTime 0x0E06", "value": "2021-01-01T00:00:00Z"},
+		}})
+		draft := newDraft(t, s, map[string]any{"subject": "a draft"})
+		before := map[string]Message{}
+		for _, id := range []string{imported, created, draft} {
+			before[id], _ = s.Message(alice, id)
+			patch(t, s, id, "2001-02-03T04:05:06Z")
+		}
+		want := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+		for _, id := range []string{imported, created} {
+			m, _ := s.Message(alice, id)
+			if honour {
+				assert.Equal(t, want, m.ReceivedDateTime, "honoured: %s", m.Subject)
+				assert.Equal(t, "2001-02-03T04:05:06Z", m.ExtendedProperties["SystemTime 0x0E06"])
+				g := do(t, s, "GET", "/v1.0/users/"+alice+"/messages/"+id+"?$select=receivedDateTime", nil, "")
+				assert.Equal(t, "2001-02-03T04:05:06Z", g.json["receivedDateTime"])
+			} else {
+				assert.Equal(t, before[id].ReceivedDateTime, m.ReceivedDateTime, "not honoured: %s", m.Subject)
+			}
+			assert.Equal(t, before[id].SentDateTime, m.SentDateTime)
+		}
+		d, _ := s.Message(alice, draft)
+		assert.Equal(t, before[draft].ReceivedDateTime, d.ReceivedDateTime, "a draft has no delivery time to move (honour %v)", honour)
+	}
 }

@@ -2,6 +2,7 @@ package exchangetest
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -53,4 +54,37 @@ func (s *Server) createFolder(c *call, mb *mailbox, parent string) reply {
 	f := s.addFolder(mb, "", *req.DisplayName, parent)
 	f.hidden = req.IsHidden
 	return jsonReply(http.StatusCreated, folderJSON(mb, f))
+}
+
+// permanentDeleteFolder answers POST .../mailFolders/{id}/permanentDelete
+// (https://learn.microsoft.com/graph/api/mailfolder-permanentdelete):
+// the folder, its child folders and every message in them are removed,
+// 204 No Content. A well-known folder (or msgfolderroot) answers 400
+// ErrorDeleteDistinguishedFolder "Distinguished folders cannot be
+// deleted.": the code is Exchange's
+// (https://learn.microsoft.com/exchange/client-developer/web-service-reference/responsecode),
+// the status and message the emulator's own.
+func (s *Server) permanentDeleteFolder(c *call, mb *mailbox, f *folder) reply {
+	if f.wellKnown != "" {
+		return graphError(c, http.StatusBadRequest, "ErrorDeleteDistinguishedFolder", "Distinguished folders cannot be deleted.")
+	}
+	gone := map[string]bool{f.id: true}
+	for changed := true; changed; {
+		changed = false
+		for id, g := range mb.folders {
+			if !gone[id] && gone[g.parentID] {
+				gone[id], changed = true, true
+			}
+		}
+	}
+	for id := range gone {
+		delete(mb.folders, id)
+	}
+	mb.order = slices.DeleteFunc(mb.order, func(id string) bool { return gone[id] })
+	for id, m := range mb.messages {
+		if gone[m.folderID] {
+			delete(mb.messages, id)
+		}
+	}
+	return noContent()
 }

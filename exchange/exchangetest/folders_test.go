@@ -90,3 +90,32 @@ func TestCreateFolderAndFilter(t *testing.T) {
 	r = do(t, s, "GET", base+"/mailFolders/inbox/childFolders?$filter="+url.QueryEscape("displayName eq"), nil, "")
 	assert.Equal(t, 400, r.status)
 }
+
+func TestPermanentDeleteFolder(t *testing.T) {
+	s := newTestServer(t, nil)
+	r := doJSON(t, s, "POST", "/v1.0/users/"+alice+"/mailFolders", map[string]any{"displayName": "Scratch"})
+	require.Equal(t, 201, r.status, string(r.raw))
+	scratch := r.json["id"].(string)
+	r = doJSON(t, s, "POST", "/v1.0/users/"+alice+"/mailFolders/"+scratch+"/childFolders", map[string]any{"displayName": "Child"})
+	require.Equal(t, 201, r.status, string(r.raw))
+	child := r.json["id"].(string)
+	for _, f := range []string{scratch, child, "inbox"} {
+		r = do(t, s, "POST", "/beta/users/"+alice+"/mailFolders/"+f+"/importMime", b64(sampleMIME), "text/plain")
+		require.Equal(t, 201, r.status, string(r.raw))
+	}
+
+	r = do(t, s, "POST", "/v1.0/users/"+alice+"/mailFolders/"+scratch+"/permanentDelete", nil, "")
+	require.Equal(t, 204, r.status, string(r.raw))
+	for _, f := range s.Folders(alice) {
+		assert.NotContains(t, []string{"Scratch", "Child"}, f.DisplayName)
+	}
+	assert.Len(t, s.Messages(alice), 1, "only the inbox's message is left")
+	assert.Equal(t, 404, do(t, s, "GET", "/v1.0/users/"+alice+"/mailFolders/"+child, nil, "").status)
+	r = do(t, s, "GET", "/v1.0/users/"+alice+"/mailFolders", nil, "")
+	require.Equal(t, 200, r.status, string(r.raw))
+	assert.Len(t, values(r), 8, "the well-known folders are still listed")
+
+	r = do(t, s, "POST", "/v1.0/users/"+alice+"/mailFolders/inbox/permanentDelete", nil, "")
+	assert.Equal(t, "ErrorDeleteDistinguishedFolder", r.errCode())
+	assert.Equal(t, 404, do(t, s, "POST", "/v1.0/users/"+alice+"/mailFolders/"+scratch+"/permanentDelete", nil, "").status)
+}

@@ -170,7 +170,7 @@ func (s *Server) createMessage(c *call, mb *mailbox, f *folder) reply {
 		m.internetMessageID = *in.InternetMessageID
 	}
 	for _, p := range in.SingleValueExtendedProperties {
-		if r := applyProp(c, m, p, true); r != nil {
+		if r := s.applyProp(c, m, p, true); r != nil {
 			return *r
 		}
 	}
@@ -247,7 +247,7 @@ func (s *Server) patchMessage(c *call, m *message) reply {
 		}
 	}
 	for _, p := range in.SingleValueExtendedProperties {
-		if r := applyProp(c, &cp, p, false); r != nil {
+		if r := s.applyProp(c, &cp, p, false); r != nil {
 			return *r
 		}
 	}

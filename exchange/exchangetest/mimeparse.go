@@ -3,9 +3,9 @@ package exchangetest
 import (
 	"bytes"
 	"encoding/base64"
-	"errors"
 	"mime"
 	"net/mail"
+	"net/textproto"
 	"strings"
 )
 
@@ -29,17 +29,67 @@ func decodeMIMEBody(body []byte) ([]byte, bool) {
 	return nil, false
 }
 
-// parseMIMEHeader reads the header block of a MIME message; it fails when
-// the bytes do not parse as one (net/mail) or it has no field.
-func parseMIMEHeader(raw []byte) (mail.Header, error) {
-	msg, err := mail.ReadMessage(bytes.NewReader(raw))
-	if err != nil {
-		return nil, err
+// parseMIMEHeader reads the header block of a MIME message as mail
+// readers do, never failing: a leading mbox "From " line is skipped; a
+// line that is not a field ("name:" first) is dropped when a field or the
+// end of the header follows it, and otherwise begins the body; folded
+// lines are unfolded. A message without a header has an empty one. These
+// are the emulator's own reading rules (no Microsoft page says how
+// Exchange reads a malformed header); they only choose which fields the
+// stored message shows.
+func parseMIMEHeader(raw []byte) mail.Header {
+	h := mail.Header{}
+	rest := raw
+	if bytes.HasPrefix(rest, []byte("From ")) {
+		_, rest = nextLine(rest)
 	}
-	if len(msg.Header) == 0 {
-		return nil, errors.New("no header fields")
+	for len(rest) > 0 {
+		line, after := nextLine(rest)
+		next, _ := nextLine(after)
+		switch {
+		case len(line) == 0:
+			return h
+		case isField(line):
+			k, v, _ := bytes.Cut(line, []byte(":"))
+			val := strings.TrimSpace(string(v))
+			for len(next) > 0 && (next[0] == ' ' || next[0] == '\t') {
+				val = strings.TrimSpace(val + " " + strings.TrimSpace(string(next)))
+				_, after = nextLine(after)
+				next, _ = nextLine(after)
+			}
+			key := textproto.CanonicalMIMEHeaderKey(strings.TrimRight(string(k), " \t"))
+			h[key] = append(h[key], val)
+		case len(after) > 0 && (len(next) == 0 || isField(next)):
+			// A stray line among the fields: dropped.
+		default:
+			return h
+		}
+		rest = after
 	}
-	return msg.Header, nil
+	return h
+}
+
+// nextLine returns the first line of b, without its line ending (CRLF or
+// LF), and what follows it.
+func nextLine(b []byte) (line, rest []byte) {
+	line, rest, _ = bytes.Cut(b, []byte("\n"))
+	return bytes.TrimSuffix(line, []byte("\r")), rest
+}
+
+// isField reports whether line begins with a header field name and its
+// colon (RFC 5322 ftext; white space before the colon tolerated).
+func isField(line []byte) bool {
+	k, _, ok := bytes.Cut(line, []byte(":"))
+	k = bytes.TrimRight(k, " \t")
+	if !ok || len(k) == 0 {
+		return false
+	}
+	for _, c := range k {
+		if c < 33 || c > 126 {
+			return false
+		}
+	}
+	return true
 }
 
 // applyMIMEHeader sets the properties of m that a MIME header gives:

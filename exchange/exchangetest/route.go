@@ -33,7 +33,7 @@ func splitPath(escaped string) (string, []string, bool) {
 // route is a parsed Graph path under /users/{user}/.
 type route struct {
 	user     string
-	kind     string // folders, folder, children, messages, message, value, import, attachments, attachment, attachmentValue, uploadSession
+	kind     string // folders, folder, children, permanentDelete, messages, message, value, import, attachments, attachment, attachmentValue, uploadSession
 	folderID string // "" for /users/{user}/messages
 	msgID    string
 	attID    string
@@ -44,7 +44,7 @@ func seg(s, want string) bool { return strings.EqualFold(s, want) }
 
 // parseRoute understands
 //
-//	users/{u}/mailFolders[/{id}(/childFolders/{id})*[/childFolders|/messages[/{id}[/$value|/attachments…]]|/importMime]]
+//	users/{u}/mailFolders[/{id}(/childFolders/{id})*[/childFolders|/messages[/{id}[/$value|/attachments…]]|/importMime|/permanentDelete]]
 //	users/{u}/messages[/{id}[/$value|/attachments…]]
 //
 // where attachments… is attachments[/createUploadSession|/{id}[/$value]].
@@ -76,6 +76,14 @@ func parseRoute(segs []string) (route, bool) {
 		}
 		if len(rest) == 0 {
 			rt.kind = "folder"
+			return rt, true
+		}
+		if seg(rest[0], "permanentDelete") || seg(rest[0], "microsoft.graph.permanentDelete") {
+			if len(rest) != 1 {
+				return route{}, false
+			}
+			rt.kind = "permanentDelete"
+			rt.tmpl += "/permanentDelete"
 			return rt, true
 		}
 		if seg(rest[0], "importMime") || seg(rest[0], "microsoft.graph.importMime") {
@@ -175,6 +183,14 @@ func (s *Server) serveRoute(c *call, mb *mailbox, rt route) reply {
 		}
 		if c.method == http.MethodGet {
 			return jsonReply(http.StatusOK, folderJSON(mb, f))
+		}
+	case "permanentDelete":
+		if c.method == http.MethodPost {
+			f := mb.resolve(rt.folderID)
+			if f == nil {
+				return notFound(c)
+			}
+			return s.permanentDeleteFolder(c, mb, f)
 		}
 	case "import":
 		if c.method == http.MethodPost {

@@ -36,6 +36,16 @@ type Options struct {
 	// largest size Exchange Online allows, so that nothing is refused
 	// that a tenant could accept; set 35*1024*1024 to test the default.
 	MaxMessageBytes int64
+	// HonourDeliveryTimePatch makes a PATCH of PidTagMessageDeliveryTime
+	// (SystemTime 0x0E06) on a delivered (non-draft) message set its
+	// receivedDateTime, as a tenant would that lets the PATCH after
+	// importMime give an imported message its received date. Microsoft
+	// documents neither behaviour, so this is the emulator's own switch,
+	// for testing a client both ways. The default, false, is the
+	// conservative reading: the PATCH answers 200 and receivedDateTime
+	// stays, as PidTagMessageFlags is read-only after the first save
+	// (MS-OXCMSG 2.2.1.6) and nothing says the delivery time is not.
+	HonourDeliveryTimePatch bool
 }
 
 // Defaults of the Options limits (see MaxRequestBytes and MaxMessageBytes

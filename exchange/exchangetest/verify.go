@@ -3,7 +3,10 @@ package exchangetest
 import (
 	"bytes"
 	"fmt"
+	"mime"
+	"net/mail"
 	"strings"
+	"time"
 
 	"github.com/mailferry/mailferry/migrate"
 	"github.com/mailferry/mailferry/migrate/migratetest"
@@ -11,11 +14,15 @@ import (
 
 // CheckFixture compares user's mailbox with a fixture migrated into it
 // with migrate.DefaultMapper(), message by message, and returns every
-// difference: a message missing or present more than once, MIME that is
-// not byte-identical, a wrong folder, read or flagged state not carried,
-// a draft that is not one (or the reverse), and messages the fixture does
-// not have. No differences means nothing was lost, changed or duplicated.
-// Received dates are not compared: importMime cannot set them.
+// difference: a message missing or present more than once, a wrong
+// folder, read or flagged state not carried, a draft that is not one (or
+// the reverse), content not kept, and messages the fixture does not have.
+// Content is kept when a message imported as MIME (importMime, or a
+// draft's MIME create) is byte-identical to the source, and when a
+// message created from JSON, whose MIME Exchange rebuilds, has the
+// source's Message-ID and subject and its INTERNALDATE as received date
+// (to the second). No differences means nothing was lost, changed or
+// duplicated beyond what the path taken documents.
 func (s *Server) CheckFixture(user string, fx *migratetest.Fixture) []string {
 	var diffs []string
 	fail := func(format string, args ...any) { diffs = append(diffs, fmt.Sprintf(format, args...)) }
@@ -30,18 +37,26 @@ func (s *Server) CheckFixture(user string, fx *migratetest.Fixture) []string {
 	stored := s.Messages(user)
 	for i, f := range fx.Folders {
 		for _, m := range f.Messages {
+			id := m.MessageID()
 			var copies []Message
 			for _, st := range stored {
-				if bytes.Equal(st.MIME, m.Raw) {
+				if bytes.Equal(st.MIME, m.Raw) || (st.MIME == nil && id != "" && st.InternetMessageID == id) {
 					copies = append(copies, st)
 				}
 			}
-			id := m.MessageID()
 			if len(copies) != 1 {
-				fail("%s: %d byte-identical copies in the mailbox, want 1", id, len(copies))
+				fail("%s: %d copies in the mailbox, want 1", id, len(copies))
 				continue
 			}
 			got := copies[0]
+			if got.MIME == nil {
+				if want := fixtureSubject(m.Raw); got.Subject != want {
+					fail("%s: subject %q, want %q", id, got.Subject, want)
+				}
+				if want := m.InternalDate.Truncate(time.Second); !got.ReceivedDateTime.Equal(want) {
+					fail("%s: received %v, want the source's INTERNALDATE %v", id, got.ReceivedDateTime, want)
+				}
+			}
 			if path := s.FolderPath(user, got.FolderID); !strings.EqualFold(path, targets[i].Key()) {
 				fail("%s: in folder %q, want %q", id, path, targets[i].Key())
 			}
@@ -61,4 +76,17 @@ func (s *Server) CheckFixture(user string, fx *migratetest.Fixture) []string {
 		fail("the mailbox holds %d messages, the fixture %d", len(stored), fx.Count())
 	}
 	return diffs
+}
+
+// fixtureSubject returns the decoded Subject of raw, as Graph shows it.
+func fixtureSubject(raw []byte) string {
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		return ""
+	}
+	subject := msg.Header.Get("Subject")
+	if dec, err := new(mime.WordDecoder).DecodeHeader(subject); err == nil {
+		return dec
+	}
+	return subject
 }
