@@ -77,9 +77,11 @@ func (w *world) check(t *testing.T) {
 }
 
 // TestEndToEnd migrates a real Dovecot mailbox into the emulated Exchange
-// Online mailbox and proves, message by message, that each arrived once,
-// byte-identical, in its folder, with its read, flagged and draft state.
-// A second run copies nothing.
+// Online mailbox and proves, message by message (CheckFixture), that each
+// arrived once, in its folder, with its read, flagged and draft state and
+// its content: byte-identical where it was imported, with its Message-ID,
+// subject and received date where Exchange rebuilt it. A second run
+// copies nothing.
 func TestEndToEnd(t *testing.T) {
 	w := newWorld(t)
 	state, err := migrate.OpenFileState(filepath.Join(t.TempDir(), "state.jsonl"))
