@@ -205,6 +205,12 @@ func refusedAsIs(err error) bool {
 	return ge.StatusCode == http.StatusBadRequest || ge.StatusCode == http.StatusRequestEntityTooLarge
 }
 
+// forbidden reports whether err is Graph's 403 (Forbidden).
+func forbidden(err error) bool {
+	var ge *GraphError
+	return errors.As(err, &ge) && ge.StatusCode == http.StatusForbidden
+}
+
 // graphFailure extracts the status, Graph error code and message from an
 // error returned by the request adapter: an *odataerrors.ODataError when
 // the answer had a Graph error body, or an *abstractions.ApiError (or

@@ -17,6 +17,12 @@ import (
 // text/plain and answers 201 with the new message.
 const importMIMEPath = "{+graphroot}/beta/users/{user}/mailFolders/{folder}/importMime"
 
+// noticeImportForbidden is the notice (migrate.EventNotice) of a run in
+// which Graph answered importMime 403.
+const noticeImportForbidden = "exchange: importMime was forbidden (403): the app registration lacks " +
+	"Mail-Advanced.ReadWrite.All; messages that needed their exact MIME (signed or encrypted ones, or all under " +
+	"ReceivedDateAtImport) were rebuilt from their fields, each with its original attached, and reported as degraded"
+
 // guardWindow is how far back the creation time of an unstamped item may
 // lie for Put to take it for the item that its own lost request created.
 const guardWindow = 2 * time.Minute
@@ -46,7 +52,14 @@ func (mb *Mailbox) putMIME(ctx context.Context, op, folderID string, m *migrate.
 	enc := make([]byte, base64.StdEncoding.EncodedLen(len(raw)))
 	base64.StdEncoding.Encode(enc, raw)
 	id, err := mb.createItem(ctx, op+": "+how, guard, create, map[string]string{"folder": folderID}, textBody(enc))
-	if refusedAsIs(err) {
+	if how == "importMime" && forbidden(err) {
+		// Every other request of the mailbox got through: importMime
+		// alone needs Mail-Advanced.ReadWrite.All, which the app lacks.
+		// The message is rebuilt rather than the mailbox stopped.
+		migrate.Notify(ctx, migrate.Event{Kind: migrate.EventNotice, Reason: noticeImportForbidden})
+		err = migrate.ItemError(err)
+	}
+	if refusedAsIs(err) || (how == "importMime" && forbidden(err)) {
 		p, perr := parseMIME(bytes.NewReader(raw))
 		if p != nil {
 			defer p.close()

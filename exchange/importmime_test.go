@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -134,5 +135,41 @@ func TestRejectMIME(t *testing.T) {
 	st := e.srv.Stats()
 	if st.ByRoute["POST /users/{user}/mailFolders/{id}/importMime"] != 2 || st.ByRoute["POST /users/{user}/mailFolders/{id}/messages"] != 3 {
 		t.Errorf("routes %v", st.ByRoute)
+	}
+}
+
+// TestImportForbidden: an app without Mail-Advanced.ReadWrite.All gets 403
+// from importMime alone. The message is rebuilt from its fields with its
+// original attached and reported degraded, and the mailbox goes on.
+func TestImportForbidden(t *testing.T) {
+	e := newEnv(t, &envOptions{dates: ReceivedDateAtImport, hook: func(r *http.Request) (*http.Response, error) {
+		if strings.HasSuffix(r.URL.Path, "/importMime") {
+			body := `{"error":{"code":"ErrorAccessDenied","message":"Access is denied. Check credentials and try again."}}`
+			return &http.Response{StatusCode: http.StatusForbidden, Header: http.Header{"Content-Type": {"application/json"}},
+				Body: io.NopCloser(strings.NewReader(body)), Request: r}, nil
+		}
+		return nil, nil
+	}})
+	inbox := e.wellKnown(t, "inbox")
+	ctx, events := observed(t.Context())
+	raw := sampleMIME("<forbidden@example.org>", "forbidden")
+	m := message("INBOX", 1, raw, migrate.FlagSeen)
+	id, err := e.mb.Put(ctx, inbox, m)
+	if id == "" || !errors.Is(err, migrate.ErrDegraded) || errors.Is(err, migrate.ErrMailbox) || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("Put = %q, %v; want it rebuilt and reported degraded, not a mailbox failure", id, err)
+	}
+	got, _ := e.srv.Message(testUser, id)
+	if n := len(got.Attachments); got.MIME != nil || n == 0 || !bytes.Equal(got.Attachments[n-1].Content, raw) {
+		t.Errorf("item %+v: want a JSON create with the original attached", got)
+	}
+	checkFlags(t, got, m.Flags)
+	var notices []string
+	for _, ev := range events() {
+		if ev.Kind == migrate.EventNotice {
+			notices = append(notices, ev.Reason)
+		}
+	}
+	if !slices.Contains(notices, noticeImportForbidden) {
+		t.Errorf("notices %q, want %q", notices, noticeImportForbidden)
 	}
 }
