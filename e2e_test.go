@@ -11,6 +11,7 @@ import (
 	"github.com/mailferry/mailferry/imapsrc/imapsrctest"
 	"github.com/mailferry/mailferry/internal/dovecottest"
 	"github.com/mailferry/mailferry/migrate"
+	"github.com/mailferry/mailferry/migrate/boltstate"
 	"github.com/mailferry/mailferry/migrate/migratetest"
 )
 
@@ -84,7 +85,7 @@ func (w *world) check(t *testing.T) {
 // copies nothing.
 func TestEndToEnd(t *testing.T) {
 	w := newWorld(t)
-	state, err := migrate.OpenFileState(filepath.Join(t.TempDir(), "state.jsonl"))
+	state, err := boltstate.Open(filepath.Join(t.TempDir(), "state.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@
 package csvbatch
 
 import (
+	"bufio"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -65,29 +66,48 @@ var required = []string{"EmailAddress", "UserName", "Password"}
 
 // Read parses a whole batch. It returns every valid row and, joined in one
 // error, a LineError for every malformed row (missing field, invalid
-// address, a mailbox listed twice), so that a file is fixed in one pass.
-// A missing required column or unreadable CSV is an error on its own.
+// address, a mailbox listed twice, broken quoting), so that a file is
+// fixed in one pass. A missing required column or an unreadable header is
+// an error on its own.
+//
+// A UTF-8 byte order mark (which Excel writes) before the header is
+// skipped. Fields other than Password are trimmed of surrounding spaces;
+// the password is kept exactly as written, spaces included, so a field
+// must begin with its quote, if it has one, right after the comma. No
+// error shows a field's content from the header's line on, since a file
+// without its header row has a password there.
 func Read(r io.Reader) ([]Row, error) {
-	cr := csv.NewReader(r)
+	br := bufio.NewReader(r)
+	if bom, err := br.Peek(len(utf8BOM)); err == nil && string(bom) == utf8BOM {
+		br.Discard(len(utf8BOM))
+	}
+	cr := csv.NewReader(br)
 	cr.FieldsPerRecord = -1
-	cr.TrimLeadingSpace = true
+	// Not TrimLeadingSpace: it would strip a password's leading spaces.
 	header, err := cr.Read()
 	if err == io.EOF {
 		return nil, fmt.Errorf("csvbatch: empty file: %w", ErrMissingColumn)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("csvbatch: %w", redact(err))
+		return nil, lineError(1, err)
 	}
 	col := map[string]int{}
 	for i, h := range header {
-		h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")) // Excel writes a BOM
+		h = strings.TrimSpace(h)
 		col[strings.ToLower(h)] = i
 		header[i] = h
 	}
+	var missing []string
 	for _, name := range required {
 		if _, ok := col[strings.ToLower(name)]; !ok {
-			return nil, &LineError{Line: 1, Err: fmt.Errorf("%w %s (header is %q)", ErrMissingColumn, name, strings.Join(header, ","))}
+			missing = append(missing, name)
 		}
+	}
+	if len(missing) > 0 {
+		// The line is not shown: a file without a header row has a
+		// mailbox, password included, on its first line.
+		return nil, &LineError{Line: 1, Err: fmt.Errorf("%w %s: the first line must be the header, naming the columns EmailAddress, UserName, Password and optionally UserRoot (its content is not shown, as it may hold a password)",
+			ErrMissingColumn, strings.Join(missing, ", "))}
 	}
 	field := func(rec []string, name string) string {
 		if i, ok := col[strings.ToLower(name)]; ok && i < len(rec) {
@@ -103,23 +123,21 @@ func Read(r io.Reader) ([]Row, error) {
 		if err == io.EOF {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			var perr *csv.ParseError
-			if errors.As(err, &perr) {
-				line = perr.Line
-			}
-			errs = append(errs, &LineError{Line: line, Err: redact(err)})
-			if perr == nil {
+			if !errors.As(err, &perr) {
+				errs = append(errs, fmt.Errorf("csvbatch: %w", err)) // a read error: nothing more to read
 				break
 			}
+			errs = append(errs, lineError(perr.StartLine, err))
 			continue
 		}
+		line, _ := cr.FieldPos(0)
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue // blank line
 		}
 		row := Row{Line: line, EmailAddress: field(rec, "EmailAddress"), UserName: field(rec, "UserName"),
-			Password: field(rec, "Password"), UserRoot: field(rec, "UserRoot")}
+			UserRoot: field(rec, "UserRoot")}
 		// The password is taken as written: spaces may be part of it.
 		if i := col["password"]; i < len(rec) {
 			row.Password = rec[i]
@@ -132,7 +150,7 @@ func Read(r io.Reader) ([]Row, error) {
 					if row.Extra == nil {
 						row.Extra = map[string]string{}
 					}
-					row.Extra[h] = rec[i]
+					row.Extra[h] = strings.TrimSpace(rec[i])
 				}
 			}
 		}
@@ -150,6 +168,8 @@ func Read(r io.Reader) ([]Row, error) {
 	}
 	return rows, errors.Join(errs...)
 }
+
+const utf8BOM = "\ufeff"
 
 func (r Row) validate() error {
 	var missing []string
@@ -171,12 +191,31 @@ func (r Row) validate() error {
 	return nil
 }
 
-// redact drops the CSV reader's quoting of the offending text, which may
-// hold a password, keeping only the kind of error.
-func redact(err error) error {
+// lineError is the LineError of a CSV parse error of the record that
+// starts on line start. It keeps only the kind of error and where it is,
+// never the CSV reader's quoting of the offending text, which may hold a
+// password.
+func lineError(start int, err error) error {
 	var perr *csv.ParseError
-	if errors.As(err, &perr) {
-		return perr.Err
+	if !errors.As(err, &perr) {
+		return &LineError{Line: start, Err: err}
 	}
-	return err
+	where := fmt.Sprintf("column %d", perr.Column)
+	if perr.Line != start {
+		where = fmt.Sprintf("line %d, column %d", perr.Line, perr.Column)
+	}
+	msg := perr.Err.Error()
+	if errors.Is(perr.Err, csv.ErrBareQuote) || errors.Is(perr.Err, csv.ErrQuote) {
+		msg += " (a quoted field must be quoted from its first character to its last, with each \" inside doubled)"
+	}
+	return &LineError{Line: start, Err: &parseError{msg: msg + " at " + where, err: perr.Err}}
 }
+
+// parseError is a CSV syntax error without the offending text.
+type parseError struct {
+	msg string
+	err error
+}
+
+func (e *parseError) Error() string { return e.msg }
+func (e *parseError) Unwrap() error { return e.err }

@@ -94,6 +94,11 @@ func (mb *Mailbox) createParsed(ctx context.Context, op, folderID string, m *mig
 	payloadSize := jsonSize(create)
 	var later []*mimeAttachment // attachments sent after the create
 	var inline []map[string]any
+	type attKey struct {
+		name   string
+		inline bool
+	}
+	alike := map[attKey]int{} // attachments the message has, by name and inline state
 	for _, a := range p.atts {
 		need := base64.StdEncoding.EncodedLen(int(a.size)) + len(a.name) + len(a.contentType) + len(a.contentID) + 200
 		if len(later) == 0 && payloadSize+need <= maxRequest {
@@ -102,6 +107,7 @@ func (mb *Mailbox) createParsed(ctx context.Context, op, folderID string, m *mig
 				return "", fmt.Errorf("exchange: %s: read spooled attachment: %w", op, err)
 			}
 			inline = append(inline, fileAttachment(a, b))
+			alike[attKey{a.name, a.inline}]++
 			payloadSize += need
 			continue
 		}
@@ -138,10 +144,12 @@ func (mb *Mailbox) createParsed(ctx context.Context, op, folderID string, m *mig
 		return id, err
 	}
 	for _, a := range later {
-		if err := mb.addAttachment(ctx, id, p, a); err != nil {
+		k := attKey{a.name, a.inline}
+		if err := mb.addAttachment(ctx, id, p, a, alike[k]); err != nil {
 			mb.discard(ctx, id)
 			return "", classify(fmt.Sprintf("%s: attachment %q (%d bytes)", op, a.name, a.size), err)
 		}
+		alike[k]++
 	}
 	stamped := map[string]any{"singleValueExtendedProperties": []extendedProperty{{WatermarkProperty, sid}}}
 	if err := mb.patchMessage(ctx, id, stamped); err != nil {

@@ -116,3 +116,55 @@ func TestEngineJSONCrashBetweenPutAndCommit(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineRepairSkipsPartialCopy: a run stops while a large message's
+// attachments are uploading, leaving a partial copy (PendingProperty, no
+// watermark) that carries the message's Message-ID. The rerun must not
+// take it for the message's copy: it copies the message again, and Put
+// deletes the partial copy first. One complete copy of each message.
+func TestEngineRepairSkipsPartialCopy(t *testing.T) {
+	var puts atomic.Int32
+	var killing atomic.Bool
+	killing.Store(true)
+	e := newEnv(t, &envOptions{hook: func(r *http.Request) (*http.Response, error) {
+		if !killing.Load() {
+			return nil, nil
+		}
+		if (r.Method == http.MethodPut && puts.Add(1) == 2) || r.Method == http.MethodDelete {
+			return nil, errors.New("killed") // the run dies here
+		}
+		return nil, nil
+	}})
+	large := genMessage(13, 5<<20)
+	fx := &migratetest.Fixture{Folders: []migratetest.FixtureFolder{{Path: []string{"INBOX"}, Role: migrate.RoleInbox,
+		Messages: []migratetest.FixtureMessage{
+			{Raw: sampleMIME("<p1@example.org>", "p1"), InternalDate: testInternalDate},
+			{Raw: large.raw, Flags: []migrate.Flag{migrate.FlagSeen}, InternalDate: testInternalDate},
+			{Raw: sampleMIME("<p3@example.org>", "p3"), InternalDate: testInternalDate},
+		}}}}
+	st := migrate.NewMemoryState()
+	job := migrate.Job{Mailbox: testUser, Source: migratetest.NewSource(fx), Sink: e.mb}
+	if rep := migrate.NewEngine(&migrate.Options{State: st, MaxPutsPerMailbox: 1}).Run(t.Context(), job); !rep.Lost() {
+		t.Fatalf("the run survived its kill: %+v", rep.Totals())
+	}
+	msgs := e.srv.Messages(testUser)
+	if len(msgs) != 2 || msgs[1].ExtendedProperties[PendingProperty] == "" || msgs[1].ExtendedProperties[WatermarkProperty] != "" {
+		t.Fatalf("want p1 and a partial copy of the large message, have %d messages", len(msgs))
+	}
+
+	killing.Store(false)
+	job.Sink = e.c.Mailbox(testUser) // a new process
+	rep := migrate.NewEngine(&migrate.Options{State: st}).Run(t.Context(), job)
+	if tot := rep.Totals(); rep.Lost() || tot.Repaired != 0 || tot.Copied != 2 || tot.AlreadyCopied != 1 {
+		t.Errorf("rerun: %+v; want the large message and p3 copied, nothing repaired", tot)
+	}
+	msgs = e.srv.Messages(testUser)
+	if len(msgs) != 3 {
+		t.Fatalf("%d messages in the mailbox, want 3", len(msgs))
+	}
+	for _, m := range msgs {
+		if m.InternetMessageID == large.messageID && len(m.Attachments) != len(large.atts) {
+			t.Errorf("the large message has %d attachments, want %d", len(m.Attachments), len(large.atts))
+		}
+	}
+}

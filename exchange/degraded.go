@@ -328,7 +328,7 @@ func (c *rawCopy) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	if c.f == nil {
-		f, err := os.CreateTemp("", "mailferry-*.eml")
+		f, err := createSpool(".eml")
 		if err != nil {
 			c.err = err
 			return 0, err
@@ -374,9 +374,7 @@ func (c *rawCopy) attachment(name string) *mimeAttachment {
 // close removes the temporary file, if there is one.
 func (c *rawCopy) close() {
 	if c.f != nil {
-		name := c.f.Name()
-		c.f.Close()
-		os.Remove(name)
+		closeSpool(c.f)
 		c.f = nil
 	}
 }

@@ -51,9 +51,10 @@
 // What still comes back as 429, 503 or 504, and dropped connections, is
 // retried in one place, a RoundTripper at the bottom of the HTTP pipeline
 // (msgraph-sdk-go's own RetryHandler is left out, so that retries are never
-// multiplied), after Retry-After or an exponential backoff, Options.MaxRetries
-// times. A Retry-After pauses every request of that mailbox, not only the
-// refused one. Each such answer is reported as a migrate.EventThrottled,
+// multiplied), after Retry-After (at most 10 minutes, the longest of
+// Graph's throttling windows, however long the answer asks) or an
+// exponential backoff, Options.MaxRetries times. A Retry-After pauses
+// every request of that mailbox, not only the refused one. Each such answer is reported as a migrate.EventThrottled,
 // with the pause in Event.Wait, through migrate.Notify on the context of
 // the call that was throttled: the migrate.Engine's observer receives it
 // (a caller of its own installs one with migrate.WithObserver). $batch

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -72,7 +73,7 @@ func graphError(op string, status int, body []byte) *GraphError {
 		Error struct{ Code, Message string } `json:"error"`
 	}
 	_ = json.Unmarshal(body, &ge)
-	return &GraphError{Op: op, StatusCode: status, Code: ge.Error.Code, Message: ge.Error.Message,
+	return &GraphError{Op: op, StatusCode: status, Code: ge.Error.Code, Message: redactText(ge.Error.Message),
 		err: errors.New(http.StatusText(status))}
 }
 
@@ -125,7 +126,7 @@ func classify(op string, err error) error {
 		return nil
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("exchange: %s: %w", op, err)
+		return fmt.Errorf("exchange: %s: %w", op, redactErr(err))
 	}
 	var ge *GraphError
 	if errors.As(err, &ge) {
@@ -133,6 +134,7 @@ func classify(op string, err error) error {
 	}
 	status, code, msg, ok := graphFailure(err)
 	if !ok {
+		err = redactErr(err) // net/http's errors name the URL
 		var tokErr *tokenError
 		if errors.As(err, &tokErr) {
 			return migrate.MailboxError(fmt.Errorf("exchange: %s: %w", op, err))
@@ -149,7 +151,7 @@ func classify(op string, err error) error {
 		}
 		return e
 	}
-	ge = &GraphError{Op: op, StatusCode: status, Code: code, Message: msg, err: err}
+	ge = &GraphError{Op: op, StatusCode: status, Code: code, Message: redactText(msg), err: err}
 	return mark(ge)
 }
 
@@ -246,3 +248,68 @@ type tokenError struct{ err error }
 
 func (e *tokenError) Error() string { return e.err.Error() }
 func (e *tokenError) Unwrap() error { return e.err }
+
+// urlQuery matches the query string (and fragment) of a URL in a text:
+// what follows "?" or "#" up to a space or a double quote (which ends a
+// URL quoted by *url.Error; Graph's paths hold single quotes).
+var urlQuery = regexp.MustCompile(`(?i)(\b[a-z][a-z0-9+.-]*://[^\s"?#]*)[?#][^\s"]*`)
+
+// redactedQuery replaces a URL's query string in errors and logs.
+const redactedQuery = "?(redacted)"
+
+// redactText returns s with the query string of every URL in it replaced
+// by "?(redacted)". A URL's query may carry credentials: an upload
+// session's uploadUrl is pre-authenticated by its authtoken parameter
+// (https://learn.microsoft.com/graph/api/attachment-createuploadsession),
+// and a Graph URL's $filter holds what the mailbox is searched for. The
+// scheme, host and path stay, to say where a request went.
+func redactText(s string) string {
+	if !strings.Contains(s, "://") {
+		return s
+	}
+	return urlQuery.ReplaceAllString(s, "${1}"+redactedQuery)
+}
+
+// redactErr returns err unchanged if its text shows no URL query string,
+// and otherwise an error that reads as err with every URL query
+// replaced by "?(redacted)" and unwraps to err, so that errors.Is and
+// errors.As classify it as before. It is the one place that keeps URLs
+// with their credentials out of errors, logs and reports: the
+// *url.Error of net/http's Client.Do prints its request's full URL, and
+// so may a custom Options.Transport's error. retryTransport applies it to
+// every transport error, classify to every error of a Graph call that
+// Graph did not answer (Graph's own answers go through redactText).
+func redactErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg, ok := errorText(err)
+	if !ok {
+		return err
+	}
+	red := redactText(msg)
+	if red == msg {
+		return err
+	}
+	return &redactedError{msg: red, err: err}
+}
+
+// errorText returns err.Error(), or false if that panics (as
+// *odataerrors.ODataError's does when Graph's answer had no message).
+func errorText(err error) (msg string, ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	return err.Error(), true
+}
+
+// redactedError is an error whose text is redacted (redactErr).
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }

@@ -3,6 +3,7 @@ package exchange
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
@@ -13,6 +14,16 @@ import (
 // findPageSize is the $top of the look-ups by Message-ID; further pages
 // are followed.
 const findPageSize = 100
+
+// listPageSize is the $top of ListWatermarks: the largest page Graph
+// serves of a folder's messages ("$top ... within the range of 1 and
+// 1000", https://learn.microsoft.com/graph/api/mailfolder-list-messages),
+// which the emulator caps alike.
+const listPageSize = 1000
+
+var (
+	_ migrate.WatermarkLister = (*Mailbox)(nil)
+)
 
 // FindWatermark implements migrate.WatermarkFinder: it returns the id of
 // the message in folderID that Put stamped with id (WatermarkProperty), or
@@ -51,23 +62,146 @@ func stampFilter(prop string, id migrate.SourceID) string {
 	return fmt.Sprintf("singleValueExtendedProperties/Any(ep: ep/id eq %s and ep/value eq %s)", quote(prop), quote(id.String()))
 }
 
-// FindMessageID implements migrate.MessageIDFinder: it returns the ids of
-// the messages in folderID whose internetMessageId is messageID (with its
-// angle brackets), all of them, 100 per page, with
-// GET /users/{id}/mailFolders/{id}/messages?$filter=internetMessageId eq '...'&$select=id
-// (https://learn.microsoft.com/graph/api/user-list-messages).
+// FindMessageID implements migrate.MessageIDFinder: it returns the
+// messages in folderID whose internetMessageId is messageID (with its
+// angle brackets), all of them, each with its watermark
+// (WatermarkProperty), with
+// GET /users/{id}/mailFolders/{id}/messages?$filter=internetMessageId eq '...'&$select=id&$expand=singleValueExtendedProperties($filter=id eq '<WatermarkProperty>')
+// (https://learn.microsoft.com/graph/api/user-list-messages,
+// https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get),
+// 100 per page. Messages without a watermark are asked about once more,
+// the same way with PendingProperty expanded: a partial copy that an
+// interrupted Put left behind (its attachments not all in) is left out,
+// never to be adopted; Put deletes it before it builds the message again.
 //
 // Needs the Mail.ReadWrite permission (Mail.Read suffices).
-func (mb *Mailbox) FindMessageID(ctx context.Context, folderID, messageID string) ([]string, error) {
+func (mb *Mailbox) FindMessageID(ctx context.Context, folderID, messageID string) ([]migrate.FoundItem, error) {
 	ctx = mb.scoped(ctx)
 	if messageID == "" {
 		return nil, nil
 	}
-	ids, err := mb.findMessages(ctx, folderID, "internetMessageId eq "+quote(messageID), findPageSize, 0)
+	op := fmt.Sprintf("find Message-ID %s in folder %s", messageID, folderID)
+	filter := "internetMessageId eq " + quote(messageID)
+	var found []migrate.FoundItem
+	unstamped := 0
+	err := mb.listExpanded(ctx, folderID, filter, WatermarkProperty, findPageSize, func(id string, w *migrate.SourceID) error {
+		it := migrate.FoundItem{ItemID: id}
+		if w != nil {
+			it.Watermark = *w
+		} else {
+			unstamped++
+		}
+		found = append(found, it)
+		return nil
+	})
 	if err != nil {
-		return nil, classify(fmt.Sprintf("find Message-ID %s in folder %s", messageID, folderID), err)
+		return nil, classify(op, err)
 	}
-	return ids, nil
+	if unstamped == 0 {
+		return found, nil
+	}
+	pending := map[string]bool{}
+	err = mb.listExpanded(ctx, folderID, filter, PendingProperty, findPageSize, func(id string, p *migrate.SourceID) error {
+		if p != nil {
+			pending[id] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, classify(op, err)
+	}
+	return slices.DeleteFunc(found, func(it migrate.FoundItem) bool {
+		return it.Watermark == (migrate.SourceID{}) && pending[it.ItemID]
+	}), nil
+}
+
+// ListWatermarks implements migrate.WatermarkLister: it calls fn with the
+// watermark (WatermarkProperty) and id of every stamped message of
+// folderID, in one paged listing of the folder,
+// GET /users/{id}/mailFolders/{id}/messages?$select=id&$expand=singleValueExtendedProperties($filter=id eq '<WatermarkProperty>')&$top=1000
+// (https://learn.microsoft.com/graph/api/mailfolder-list-messages,
+// https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get),
+// following @odata.nextLink (https://learn.microsoft.com/graph/paging):
+// about one request per 1,000 messages. Put stamps a message only once it
+// is complete, so a partial copy (PendingProperty alone) is never
+// reported; nor are messages without a watermark, or whose watermark does
+// not parse.
+//
+// Needs the Mail.ReadWrite permission (Mail.Read suffices).
+func (mb *Mailbox) ListWatermarks(ctx context.Context, folderID string, fn func(id migrate.SourceID, itemID string) error) error {
+	ctx = mb.scoped(ctx)
+	var fnErr error
+	err := mb.listExpanded(ctx, folderID, "", WatermarkProperty, listPageSize, func(id string, w *migrate.SourceID) error {
+		if w == nil {
+			return nil
+		}
+		fnErr = fn(*w, id)
+		return fnErr
+	})
+	switch {
+	case fnErr != nil:
+		return fnErr
+	case err != nil:
+		return classify(fmt.Sprintf("list the watermarks of folder %s", folderID), err)
+	}
+	return nil
+}
+
+// listExpanded calls fn with the id of every message of folderID that
+// matches filter ("": all of them), top per page, following
+// @odata.nextLink (https://learn.microsoft.com/graph/paging), and the
+// SourceID that the message's extended property prop (WatermarkProperty
+// or PendingProperty) holds, or nil when it has none or it does not
+// parse. fn's error stops the listing and is returned; other errors are
+// the SDK's, unclassified.
+func (mb *Mailbox) listExpanded(ctx context.Context, folderID, filter, prop string, top int32,
+	fn func(id string, stamp *migrate.SourceID) error) error {
+	msgs := mb.c.graph.Users().ByUserId(mb.user).MailFolders().ByMailFolderId(folderID).Messages()
+	q := &users.ItemMailFoldersItemMessagesRequestBuilderGetQueryParameters{
+		Select: []string{"id"},
+		Expand: []string{"singleValueExtendedProperties($filter=id eq " + quote(prop) + ")"},
+		Top:    &top,
+	}
+	if filter != "" {
+		q.Filter = &filter
+	}
+	resp, err := msgs.Get(ctx, &users.ItemMailFoldersItemMessagesRequestBuilderGetRequestConfiguration{QueryParameters: q})
+	for {
+		if err != nil {
+			return err
+		}
+		if resp == nil {
+			return nil
+		}
+		for _, m := range resp.GetValue() {
+			if m == nil || m.GetId() == nil || *m.GetId() == "" {
+				continue
+			}
+			if err := fn(*m.GetId(), stampOf(m)); err != nil {
+				return err
+			}
+		}
+		next := resp.GetOdataNextLink()
+		if next == nil || *next == "" {
+			return nil
+		}
+		resp, err = msgs.WithUrl(*next).Get(ctx, nil)
+	}
+}
+
+// stampOf returns the SourceID held by the one extended property that a
+// listing expanded on m, or nil. The property's id is not compared: Graph
+// may spell it otherwise than it was asked for (the case of the GUID, say).
+func stampOf(m models.Messageable) *migrate.SourceID {
+	for _, p := range m.GetSingleValueExtendedProperties() {
+		if p == nil || p.GetValue() == nil {
+			continue
+		}
+		if id, err := migrate.ParseSourceID(*p.GetValue()); err == nil {
+			return &id
+		}
+	}
+	return nil
 }
 
 // findMessages returns the ids of the messages of folderID that match

@@ -10,6 +10,7 @@ import (
 	"net/mail"
 	"os"
 	"regexp"
+	"runtime"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -91,10 +92,39 @@ type mimeAttachment struct {
 // close removes the spool file.
 func (p *parsedMessage) close() {
 	if p.spool != nil {
-		name := p.spool.Name()
-		p.spool.Close()
-		os.Remove(name)
+		closeSpool(p.spool)
 		p.spool = nil
+	}
+}
+
+// createSpool creates a temporary file for message content that does not
+// fit in memory (attachments, a message kept to be attached whole): in
+// os.TempDir, named "mailferry-<random><suffix>". Where the system allows
+// it (not Windows) its name is removed at once, the open file staying
+// usable: the content, which is mail, is then never left on disk, even
+// when the process is killed or crashes before closeSpool, since the
+// kernel frees an unlinked file when its last descriptor closes.
+func createSpool(suffix string) (*os.File, error) {
+	f, err := os.CreateTemp("", "mailferry-*"+suffix)
+	if err != nil {
+		return nil, err
+	}
+	if runtime.GOOS != "windows" { // Windows cannot remove an open file
+		if err := os.Remove(f.Name()); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// closeSpool closes a file of createSpool, removing it if its name is
+// still there.
+func closeSpool(f *os.File) {
+	name := f.Name()
+	f.Close()
+	if runtime.GOOS == "windows" {
+		os.Remove(name)
 	}
 }
 
@@ -282,7 +312,7 @@ func (p *parsedMessage) store(a *mimeAttachment, r io.Reader) error {
 		return nil
 	}
 	if p.spool == nil {
-		f, err := os.CreateTemp("", "mailferry-*.spool")
+		f, err := createSpool(".spool")
 		if err != nil {
 			return fmt.Errorf("spool attachment: %w", err)
 		}

@@ -69,7 +69,7 @@ type retryTransport struct {
 	maxRetries int
 	logger     *slog.Logger
 	// backoff is the wait before a retry when the server gave no
-	// Retry-After (which it does not cap).
+	// Retry-After (which is capped at maxRetryAfter instead).
 	backoff backoff.Policy
 	// sleep waits d or until ctx ends; nil means backoff.Sleep. Tests
 	// replace it.
@@ -112,6 +112,9 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			release = rel
 		}
 		resp, err := t.base.RoundTrip(r)
+		// An error may name the URL, and an upload session's URL carries
+		// its credentials: none reaches a log or the caller.
+		err = redactErr(err)
 		// Graph has finished with the request once it answers, so its
 		// concurrency slot is free again.
 		release()
@@ -220,25 +223,47 @@ func isTransientNetError(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
+// maxRetryAfter caps the wait a Retry-After may ask for. Graph's
+// throttling windows are at most 10 minutes long (10,000 requests per 10
+// minutes per app and mailbox,
+// https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits),
+// so a longer wait never lets more through; and since a Retry-After
+// pauses the whole mailbox, a broken or hostile answer ("Retry-After:
+// 99999999999999999999") must not hold it for days. After the cap the
+// request is tried again, and a server still throttling says so again.
+const maxRetryAfter = 10 * time.Minute
+
 // retryAfter parses a Retry-After header: delay-seconds or an HTTP date
-// (RFC 9110 section 10.2.3). It returns 0 when absent or malformed.
+// (RFC 9110 section 10.2.3). It returns 0 when absent or malformed, and at
+// most maxRetryAfter, however large the value (no overflow).
 func retryAfter(v string) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
-	if s, err := strconv.Atoi(v); err == nil {
-		if s < 0 {
-			return 0
+	if isDigits(v) { // delay-seconds = 1*DIGIT
+		s, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || s > uint64(maxRetryAfter/time.Second) {
+			return maxRetryAfter // out of range: as large as can be
 		}
 		return time.Duration(s) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
+		// time.Until saturates rather than overflows for dates far off.
 		if d := time.Until(t); d > 0 {
-			return d
+			return min(d, maxRetryAfter)
 		}
 	}
 	return 0
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func (t *retryTransport) wait(ctx context.Context, d time.Duration) error {

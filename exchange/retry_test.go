@@ -1,14 +1,18 @@
 package exchange
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -170,5 +174,157 @@ func TestEngineSeesThrottling(t *testing.T) {
 	}
 	if len(got) != 2 || got[0].Mailbox != testUser || got[0].Wait != 2*time.Second || !strings.HasPrefix(got[0].Reason, "503") {
 		t.Errorf("throttle events %+v, want two 503s of 2s for %s", got, testUser)
+	}
+}
+
+// TestRetryAfterCapped: a Retry-After beyond maxRetryAfter, in seconds
+// (even one that overflows any integer) or as a far date, waits
+// maxRetryAfter; a malformed one is ignored.
+func TestRetryAfterCapped(t *testing.T) {
+	for _, c := range []struct {
+		header string
+		want   time.Duration
+	}{
+		{"99999999999999999999", maxRetryAfter},
+		{"9999999999999", maxRetryAfter}, // overflows as a time.Duration in seconds
+		{"601", maxRetryAfter},
+		{"600", 10 * time.Minute},
+		{" 7 ", 7 * time.Second},
+		{"0", 0},
+		{"-5", 0},
+		{"+5", 0},
+		{"1e9", 0},
+		{"Fri, 31 Dec 9999 23:59:59 GMT", maxRetryAfter},
+		{"Sun, 06 Nov 1994 08:49:37 GMT", 0}, // past
+	} {
+		if got := retryAfter(c.header); got != c.want {
+			t.Errorf("Retry-After %q: wait %v, want %v", c.header, got, c.want)
+		}
+	}
+	if maxRetryAfter != 10*time.Minute {
+		t.Errorf("maxRetryAfter = %v; the documentation says 10 minutes", maxRetryAfter)
+	}
+}
+
+// TestRetryAfterHugeValue: a 429 with an absurd Retry-After pauses the
+// request (and its mailbox) for maxRetryAfter, not forever and not for a
+// negative, overflowed time.
+func TestRetryAfterHugeValue(t *testing.T) {
+	var n atomic.Int32
+	e := newEnv(t, &envOptions{hook: func(r *http.Request) (*http.Response, error) {
+		if n.Add(1) > 1 {
+			return nil, nil
+		}
+		return &http.Response{StatusCode: http.StatusTooManyRequests, Request: r,
+			Header: http.Header{"Retry-After": {"99999999999999999999"}, "Content-Type": {"application/json"}},
+			Body:   io.NopCloser(strings.NewReader(`{"error":{"code":"ApplicationThrottled","message":"slow down"}}`))}, nil
+	}})
+	if _, err := e.mb.EnsureFolder(t.Context(), "", "Projects", migrate.RoleNone); err != nil {
+		t.Fatalf("EnsureFolder after one 429: %v", err)
+	}
+	if len(e.waits) == 0 || e.waits[0] != maxRetryAfter {
+		t.Errorf("waits %v, want %v first", e.waits, maxRetryAfter)
+	}
+	for _, w := range e.waits {
+		if w < 0 || w > maxRetryAfter {
+			t.Errorf("wait %v out of [0, %v]", w, maxRetryAfter)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRetryUploadURLRedacted: a PUT to an upload session's URL, which is
+// pre-authenticated by its authtoken, fails at the network level (with an
+// error that names the URL, as net/http's and many wrapping transports'
+// do) or with 5xx answers that quote it; neither the Put's error nor the
+// logs of its retries show the token.
+func TestRetryUploadURLRedacted(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fail func(r *http.Request) (*http.Response, error)
+	}{
+		{"network", func(r *http.Request) (*http.Response, error) {
+			return nil, &url.Error{Op: "Put", URL: r.URL.String(), Err: fmt.Errorf("read tcp: %w", errConnReset)}
+		}},
+		{"5xx", func(r *http.Request) (*http.Response, error) {
+			body := `{"error":{"code":"ServiceUnavailable","message":"PUT ` + r.URL.String() + ` failed"}}`
+			return &http.Response{StatusCode: http.StatusServiceUnavailable, Request: r,
+				Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body))}, nil
+		}},
+		{"a proxy error naming the URL", func(r *http.Request) (*http.Response, error) {
+			return nil, fmt.Errorf("proxy: PUT %s: %w", r.URL, errConnReset)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var sawToken atomic.Bool
+			e := newEnv(t, &envOptions{maxRetries: 2, dates: ReceivedDateAtImport, hook: func(r *http.Request) (*http.Response, error) {
+				if r.Method == http.MethodPut && r.URL.Query().Has("authtoken") {
+					sawToken.Store(true)
+					return tc.fail(r)
+				}
+				return nil, nil
+			}})
+			var logs syncBuffer
+			logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			e.c.logger, e.c.retry.logger = logger, logger
+			_, err := e.mb.Put(t.Context(), e.wellKnown(t, "inbox"), genPut(genMessage(7, 4<<20), 7))
+			if !sawToken.Load() {
+				t.Fatal("no PUT to an upload URL with an authtoken: the test tests nothing")
+			}
+			if err == nil {
+				t.Fatal("Put survived a failed upload")
+			}
+			if strings.Contains(err.Error(), "authtoken") {
+				t.Errorf("error shows the upload URL's token: %v", err)
+			}
+			if strings.Contains(logs.String(), "authtoken") {
+				t.Errorf("logs show the upload URL's token:\n%s", logs.String())
+			}
+			if !strings.Contains(logs.String(), "retrying") {
+				t.Errorf("no retry logged, so the logs were not tested:\n%s", logs.String())
+			}
+			if !errors.Is(err, migrate.ErrTransient) {
+				t.Errorf("error %v: want it still classified transient", err)
+			}
+		})
+	}
+}
+
+// TestRetryRedactErr: the central redaction keeps the scheme, host and
+// path of every URL of an error's text, drops the query, and leaves the
+// error's kind as it was.
+func TestRetryRedactErr(t *testing.T) {
+	inner := fmt.Errorf("read: %w", errConnReset)
+	err := redactErr(&url.Error{Op: "Put", URL: "https://outlook.office.com/api/v2.0/Users('a')/Messages('b')/AttachmentSessions('c')?authtoken=eyJ0.secret", Err: inner})
+	want := `Put "https://outlook.office.com/api/v2.0/Users('a')/Messages('b')/AttachmentSessions('c')?(redacted)": read: ` + errConnReset.Error()
+	if err.Error() != want {
+		t.Errorf("redacted:\n%s\nwant\n%s", err, want)
+	}
+	if !errors.Is(err, errConnReset) || !isTransientNetError(err) {
+		t.Errorf("redaction changed the error's kind: %v", err)
+	}
+	plain := errors.New("no URL here")
+	if redactErr(plain) != plain {
+		t.Error("an error without a URL query is not returned as it is")
+	}
+	if got := redactText("GET https://graph.microsoft.com/v1.0/users/x/messages?$filter=a and https://h/p#frag."); got != "GET https://graph.microsoft.com/v1.0/users/x/messages?(redacted) and https://h/p?(redacted)" {
+		t.Errorf("redactText: %q", got)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/microsoftgraph/msgraph-sdk-go/users"
 )
 
 const (
@@ -28,17 +30,84 @@ const (
 // addAttachment adds a to message msgID: with POST .../attachments when
 // its base64 fits in one request
 // (https://learn.microsoft.com/graph/api/message-post-attachments), else
-// through an upload session.
-func (mb *Mailbox) addAttachment(ctx context.Context, msgID string, p *parsedMessage, a *mimeAttachment) error {
+// through an upload session. alike is the number of attachments with a's
+// name and inline state that this Put already gave the message.
+//
+// The POST is guarded as the creating POST of a message is (see
+// retryTransport): when its answer is lost, the message's attachments are
+// listed (attachmentArrived) before it is sent again, so that a lost
+// answer does not make a second copy of the attachment. An upload session
+// needs no guard: its attachment exists only once all its bytes are in,
+// and a session whose answer was lost is left to expire.
+func (mb *Mailbox) addAttachment(ctx context.Context, msgID string, p *parsedMessage, a *mimeAttachment, alike int) error {
 	if base64.StdEncoding.EncodedLen(int(a.size))+1024 <= maxRequest || a.size < minUploadSession {
 		b, err := p.content(a)
 		if err != nil {
 			return err
 		}
-		return mb.send(ctx, http.MethodPost, messagePath+"/attachments",
+		guard := func(ctx context.Context) (string, error) {
+			return mb.attachmentArrived(ctx, msgID, a, alike)
+		}
+		err = mb.send(mb.withGuard(ctx, guard), http.MethodPost, messagePath+"/attachments",
 			map[string]string{"id": msgID}, fileAttachment(a, b), nil)
+		var ac *alreadyCreatedError
+		if errors.As(err, &ac) {
+			return nil
+		}
+		return err
 	}
 	return mb.uploadAttachment(ctx, msgID, p, a)
+}
+
+// attachmentArrived lists the attachments of message msgID, by name, size
+// and inline state, with GET /users/{id}/messages/{id}/attachments?$select=name,size,isInline
+// (https://learn.microsoft.com/graph/api/message-list-attachments),
+// following @odata.nextLink, and returns the id of one that a lost POST of
+// a made, or "". It counts those with a's name and inline state whose size
+// is at least a's: Graph's size of a file attachment is not that of its
+// bytes alone, and can be larger
+// (https://github.com/microsoftgraph/microsoft-graph-docs/issues/9796).
+// A lost POST made one when there are more of them than the alike ones
+// this Put added before it: an attachment is never taken for another of
+// the same name, so none is left out. What is left is a second copy of
+// one whose lost POST did arrive, when an attachment of the same name
+// sent before it is smaller.
+func (mb *Mailbox) attachmentArrived(ctx context.Context, msgID string, a *mimeAttachment, alike int) (string, error) {
+	atts := mb.c.graph.Users().ByUserId(mb.user).Messages().ByMessageId(msgID).Attachments()
+	resp, err := atts.Get(ctx, &users.ItemMessagesItemAttachmentsRequestBuilderGetRequestConfiguration{
+		QueryParameters: &users.ItemMessagesItemAttachmentsRequestBuilderGetQueryParameters{
+			Select: []string{"id", "name", "size", "isInline"},
+		},
+	})
+	n, found := 0, ""
+	for {
+		if err != nil {
+			return "", err
+		}
+		if resp == nil {
+			break
+		}
+		for _, at := range resp.GetValue() {
+			if at == nil || at.GetId() == nil || at.GetName() == nil || *at.GetName() != a.name {
+				continue
+			}
+			inline := at.GetIsInline() != nil && *at.GetIsInline()
+			if inline != a.inline || at.GetSize() == nil || int64(*at.GetSize()) < a.size {
+				continue
+			}
+			n++
+			found = *at.GetId()
+		}
+		next := resp.GetOdataNextLink()
+		if next == nil || *next == "" {
+			break
+		}
+		resp, err = atts.WithUrl(*next).Get(ctx, nil)
+	}
+	if n > alike {
+		return found, nil
+	}
+	return "", nil
 }
 
 // uploadAttachment uploads a through an upload session

@@ -1,9 +1,13 @@
 package exchange
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,5 +51,58 @@ func TestUploadURLNotInErrors(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "(upload URL)") || !strings.Contains(err.Error(), "bad certificate") {
 		t.Errorf("error %q does not say what failed", err)
+	}
+}
+
+// TestAttachmentLostAnswer: the answer to POST .../attachments is lost,
+// after Exchange added the attachment or before the request reached it.
+// Before sending it again, Put looks at the message's attachments: the
+// attachment is there once, whichever way it went, even beside another
+// of the same name and size that the create carried.
+func TestAttachmentLostAnswer(t *testing.T) {
+	const route = "POST /users/{user}/messages/{id}/attachments"
+	for _, tc := range []struct {
+		name     string
+		arrived  bool // the lost request reached Exchange
+		sameName bool // the create carried an attachment of the same name and size
+	}{
+		{name: "arrived", arrived: true},
+		{name: "arrived beside its twin", arrived: true, sameName: true},
+		{name: "lost on the way beside its twin", sameName: true},
+		{name: "lost on the way"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var base http.RoundTripper
+			var lost atomic.Int32
+			e := newEnv(t, &envOptions{hook: func(r *http.Request) (*http.Response, error) {
+				if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/attachments") || lost.Add(1) != 1 {
+					return nil, nil
+				}
+				if tc.arrived {
+					resp, err := base.RoundTrip(r)
+					if err == nil {
+						drain(resp)
+					}
+				}
+				return nil, fmt.Errorf("read: %w", syscall.ECONNRESET)
+			}})
+			base = e.srv.Client().Transport
+			// Two attachments of 2 MB: the first fits in the create, the
+			// second follows with POST .../attachments.
+			tm := genMessage(12, 2<<20, 2<<20)
+			if tc.sameName {
+				tm.raw = bytes.ReplaceAll(tm.raw, []byte("report-2.pdf"), []byte("report-1.pdf"))
+				tm.atts[2].name = "report-1.pdf"
+			}
+			m := genPut(tm, 12, migrate.FlagSeen)
+			id := e.put(t, e.wellKnown(t, "inbox"), m)
+			if lost.Load() < 1 {
+				t.Fatal("no attachment was posted")
+			}
+			checkJSONCopy(t, e, id, tm, m)
+			if n := e.srv.Stats().ByRoute[route]; n != 1 {
+				t.Errorf("Exchange received %d POSTs of the attachment, want 1", n)
+			}
+		})
 	}
 }

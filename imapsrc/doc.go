@@ -23,12 +23,22 @@
 // connection" step: capabilities, namespaces, folders with their message
 // counts and sizes, and a StepError saying which step failed.
 //
+// A broken or hostile server cannot make a Source read or hold without
+// bound: a body is handed over with the size it is sent with, never more
+// than Options.MaxMessageSize (a larger one fails as an item,
+// ErrMessageTooLarge); List keeps at most 64 KB of a Message-ID answer;
+// UIDs refuses a UID SEARCH answer of more UIDs than the folder can hold
+// (ErrBadResponse, failing that folder); and a folder whose STATUS is
+// refused is listed with Folder.Err set, so that it alone fails, in the
+// report.
+//
 // Folder names are decoded from modified UTF-7; the personal namespace
 // prefix (NAMESPACE, "INBOX." on Courier-style servers) or the admin's
-// Options.UserRoot is removed from Folder.Path; roles come from
-// SPECIAL-USE attributes (RFC 6154) and, for servers without them, from
-// well-known and localized folder names (Options.RoleNames, by default
-// DefaultRoleNames).
+// Options.UserRoot is removed from Folder.Path, which is split on the
+// server's delimiter only (on a "."-delimited server, "INBOX.a/b" is the
+// one folder ["a/b"]); roles come from SPECIAL-USE attributes (RFC 6154)
+// and, for servers without them, from well-known and localized folder
+// names (Options.RoleNames, by default DefaultRoleNames).
 //
 // Logins are LOGIN, SASL PLAIN (with an authorization identity for admin
 // access, Options.AuthzID; or Dovecot's "alice*admin" as Username), and

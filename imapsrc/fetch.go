@@ -30,6 +30,13 @@ var errTruncated = errors.New("message body truncated: connection lost")
 // Options.MaxBytesInFlight (one command is always allowed, whatever its
 // size). Messages that no longer exist are left out.
 //
+// Message.Size is the size of the body as the server sends it when that is
+// larger than its RFC822.SIZE, so that a callback that budgets its memory
+// by Size never reads more than Size bytes. A body over
+// Options.MaxMessageSize is not handed over: its reads fail at once with
+// an error matching ErrMessageTooLarge and migrate.ErrItem, naming the
+// message, and Fetch skips it on the wire and goes on.
+//
 // Message.Body is valid only while fn runs; whatever fn leaves unread is
 // discarded. A body cut short by a dropped connection fails its reads with
 // an error (never a silent, short io.EOF); Fetch then reconnects, checks
@@ -89,9 +96,23 @@ func (s *Source) Fetch(ctx context.Context, f migrate.Folder, uids []uint32, fn 
 				ev.c.ack <- struct{}{}
 				continue // not asked for, or already accepted
 			}
+			body := newBodyReader(lit)
+			if lit != nil && lit.Size() > info.Size {
+				// The body as sent is what fn may have to hold: a server
+				// that declares a smaller RFC822.SIZE (or none before the
+				// body) does not make fn read more than Size says.
+				if info.Size > 0 {
+					s.opts.Logger.Warn("imapsrc: the server sends a body larger than its RFC822.SIZE",
+						"source", s.String(), "folder", f.Name, "uid", info.UID, "size", info.Size, "sent", lit.Size())
+				}
+				info.Size = lit.Size()
+			}
+			if info.Size > s.opts.MaxMessageSize {
+				body.refused = migrate.ItemError(fmt.Errorf("imapsrc: UID %d of %q: %w: the server sends %d bytes, over the limit of %d (Options.MaxMessageSize)",
+					info.UID, f.Name, ErrMessageTooLarge, info.Size, s.opts.MaxMessageSize))
+			}
 			est.observe(info.Size)
 			p.delivered(ev.c)
-			body := newBodyReader(lit)
 			p.br.Reset(body)
 			if info.MessageID == "" {
 				info.MessageID = parseMessageID(peekHeader(p.br))
@@ -114,7 +135,7 @@ func (s *Source) Fetch(ctx context.Context, f migrate.Folder, uids []uint32, fn 
 			last = info.UID
 			delivered++
 			// Drain what fn left unread, so the next message can come.
-			if _, err := io.Copy(io.Discard, p.br); err != nil {
+			if err := drain(p.br, body); err != nil {
 				p.abort()
 				return err
 			}
@@ -293,6 +314,26 @@ func (e *sizeEstimate) perMessage() int64 {
 	return max(e.sum/e.n, 1)
 }
 
+// ErrMessageTooLarge marks the error a message's body fails to read with
+// when the server sends more than Options.MaxMessageSize bytes of it. The
+// error also matches migrate.ErrItem and names the message's UID and
+// folder: that message is reported as failed, and Fetch goes on with the
+// next one.
+var ErrMessageTooLarge = errors.New("message too large")
+
+// drain reads what is left of body, through br, to its end, so that the
+// next response can come. A body refused as too large is skipped
+// unbuffered.
+func drain(br *bufio.Reader, body *bodyReader) error {
+	if body.refused != nil {
+		body.refused = nil
+		_, err := io.Copy(io.Discard, body)
+		return err
+	}
+	_, err := io.Copy(io.Discard, br)
+	return err
+}
+
 // bodyReader reads a body literal and turns a short literal (the
 // connection dropped) into an error instead of io.EOF. It remembers the
 // first error.
@@ -300,6 +341,9 @@ type bodyReader struct {
 	r    io.Reader
 	left int64
 	err  error
+	// refused, if set, is returned by every Read, the literal left
+	// unread: the body is too large to be handed over (drain skips it).
+	refused error
 }
 
 func newBodyReader(lit imap.LiteralReader) *bodyReader {
@@ -311,6 +355,9 @@ func newBodyReader(lit imap.LiteralReader) *bodyReader {
 
 // Read implements io.Reader.
 func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.refused != nil {
+		return 0, b.refused
+	}
 	if b.err != nil {
 		return 0, b.err
 	}

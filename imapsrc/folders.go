@@ -23,6 +23,13 @@ import (
 // \NonExistent are left out; \Noselect ones are kept with NoSelect set.
 // Folder.ModSeq is 0 and Folder.Bytes -1 where the server cannot tell.
 //
+// A folder whose STATUS the server refuses (NO or BAD: deleted between
+// LIST and STATUS, or damaged) is still listed, with Folder.Err saying
+// why (matching ErrNoFolder for a NO) and no UIDVALIDITY, so that the
+// Engine reports it as failed with that reason instead of losing it from
+// the report, and goes on with the others. A connection that fails during
+// STATUS fails Folders as a whole (and is retried).
+//
 // Roles come from SPECIAL-USE attributes; for a role that no folder claims
 // that way, from the folder names of Options.RoleNames. INBOX always has
 // RoleInbox.
@@ -132,6 +139,17 @@ func (s *Source) folders(c *imapclient.Client, info *serverInfo) ([]migrate.Fold
 			continue
 		}
 		data, err := cmd.Wait()
+		var ie *imap.Error
+		if errors.As(err, &ie) && (ie.Type == imap.StatusResponseTypeNo || ie.Type == imap.StatusResponseTypeBad) {
+			// The server refused STATUS for this folder alone (deleted
+			// since LIST, say): the folder fails, the others go on.
+			if ie.Type == imap.StatusResponseTypeNo {
+				err = fmt.Errorf("%w: %w", ErrNoFolder, err)
+			}
+			folders[i].Err = fmt.Errorf("imapsrc: STATUS %q: %w", folders[i].Name, err)
+			s.opts.Logger.Warn("imapsrc: STATUS failed; the folder cannot be read", "source", s.String(), "folder", folders[i].Name, "err", err)
+			continue
+		}
 		if err != nil {
 			if firstErr == nil {
 				firstErr = fmt.Errorf("STATUS %q: %w", folders[i].Name, err)

@@ -3,6 +3,7 @@ package imapsrc_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -127,4 +128,65 @@ func TestFolderDeletedMidRun(t *testing.T) {
 	// The Source goes on.
 	countMessages(t, src, inbox(t, src))
 	assert.Zero(t, src.Reconnects(), "Reconnects")
+}
+
+// ensureRecorder is a migratetest.Sink that records the folders ensured:
+// id -> parent id and name.
+type ensureRecorder struct {
+	*migratetest.Sink
+	mu      sync.Mutex
+	folders map[string][2]string
+}
+
+func (r *ensureRecorder) EnsureFolder(ctx context.Context, parentID, name string, role migrate.Role) (string, error) {
+	id, err := r.Sink.EnsureFolder(ctx, parentID, name, role)
+	if err == nil {
+		r.mu.Lock()
+		r.folders[id] = [2]string{parentID, name}
+		r.mu.Unlock()
+	}
+	return id, err
+}
+
+// TestFolderNameWithSlash: on a server whose separator is "." (Dovecot's
+// Courier layout), the folder named "a/b" and the folder "b" inside "a"
+// ("INBOX.a.b") are two folders, from Folder.Path to the target: neither
+// merges with the other.
+func TestFolderNameWithSlash(t *testing.T) {
+	slash := migratetest.FixtureMessage{Raw: []byte("Message-ID: <slash@example.org>\r\nSubject: in a/b\r\n\r\nbody\r\n")}
+	dot := migratetest.FixtureMessage{Raw: []byte("Message-ID: <dot@example.org>\r\nSubject: in a, then b\r\n\r\nbody\r\n")}
+	fx := &migratetest.Fixture{Folders: []migratetest.FixtureFolder{
+		{Path: []string{"INBOX"}, Role: migrate.RoleInbox},
+		{Path: []string{"a/b"}, Messages: []migratetest.FixtureMessage{slash}},
+		{Path: []string{"a", "b"}, Messages: []migratetest.FixtureMessage{dot}},
+	}}
+	srv := dovecottest.Start(t, &dovecottest.Options{Layout: dovecottest.LayoutCourier, ListEscape: true})
+	seed(t, srv.Addr(), "alice", "secret", fx)
+	src := plain(srv.Addr(), "alice", "secret")
+	closeSrc(t, src)
+	paths := map[string][]string{}
+	for _, f := range folders(t, src) {
+		paths[f.Name] = f.Path
+	}
+	assert.Equal(t, []string{"a/b"}, paths["INBOX.a/b"], "Path of INBOX.a/b: %v", paths)
+	assert.Equal(t, []string{"a", "b"}, paths["INBOX.a.b"], "Path of INBOX.a.b: %v", paths)
+
+	sink := &ensureRecorder{Sink: migratetest.NewSink(), folders: map[string][2]string{}}
+	rep := migrate.NewEngine(nil).Migrate(context.Background(), migrate.Job{Mailbox: "alice", Source: src, Sink: sink})
+	require.Equal(t, migrate.StatusCompleted, rep.Status, "%v", rep.Err)
+	where := map[string][]string{} // Message-ID -> its folder's names, from the top
+	for _, it := range sink.Items() {
+		var names []string
+		for id := it.FolderID; id != ""; id = sink.folders[id][0] {
+			names = append([]string{sink.folders[id][1]}, names...)
+		}
+		where[it.MessageID] = names
+	}
+	assert.Equal(t, []string{"a/b"}, where["<slash@example.org>"], "the message of the folder named a/b")
+	assert.Equal(t, []string{"a", "b"}, where["<dot@example.org>"], "the message of b inside a")
+	targets := map[string]string{}
+	for _, fr := range rep.Folders {
+		targets[fr.Source] = fr.Target
+	}
+	assert.NotEqual(t, targets["INBOX.a/b"], targets["INBOX.a.b"], "report targets: %v", targets)
 }

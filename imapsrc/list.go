@@ -188,7 +188,14 @@ func readInfo(msg *imapclient.FetchMessageData, body *imap.LiteralReader) (migra
 		case imapclient.FetchItemDataBodySection:
 			if item.Section != nil && item.Section.Specifier == imap.PartSpecifierHeader {
 				if item.Literal != nil {
-					hdr, err := io.ReadAll(newBodyReader(item.Literal))
+					// At most maxHeaderPeek bytes are kept: a Message-ID
+					// field is far shorter, and a server that sends more
+					// must not make the listing hold it all.
+					lit := newBodyReader(item.Literal)
+					hdr, err := io.ReadAll(io.LimitReader(lit, maxHeaderPeek))
+					if err == nil {
+						_, err = io.Copy(io.Discard, lit) // the rest is skipped
+					}
 					if err != nil {
 						return info, fmt.Errorf("read header: %w", err)
 					}
@@ -263,7 +270,8 @@ func parseMessageID(hdr []byte) string {
 }
 
 // maxHeaderPeek bounds how much of a body Fetch reads ahead to find its
-// Message-ID header.
+// Message-ID header, and how much of a BODY[HEADER.FIELDS (MESSAGE-ID)]
+// answer List keeps.
 const maxHeaderPeek = 64 << 10
 
 // peekHeader returns the header block at the start of br's stream (up

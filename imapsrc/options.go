@@ -48,6 +48,12 @@ const (
 	// DefaultMaxBytesInFlight bounds the bytes of message bodies that
 	// Fetch has asked for and not yet handed to its callback.
 	DefaultMaxBytesInFlight = 32 << 20
+	// DefaultMaxMessageSize is the largest message Fetch hands over:
+	// Exchange Online takes messages of up to 150 MB
+	// (https://learn.microsoft.com/office365/servicedescriptions/exchange-online-service-description/exchange-online-limits#message-limits),
+	// and 10 MB more allows for a source's different line endings or
+	// encoding of the same message.
+	DefaultMaxMessageSize = 160 << 20
 )
 
 // MaxReconnects is how many times in a row one operation reopens a
@@ -118,6 +124,13 @@ type Options struct {
 	// from the folder's Bytes and Messages, then from the messages seen.
 	// Default: DefaultMaxBytesInFlight.
 	MaxBytesInFlight int64
+	// MaxMessageSize is the largest message body Fetch hands to its
+	// callback; a larger one (whatever RFC822.SIZE the server declared)
+	// fails to read with an error matching ErrMessageTooLarge and
+	// migrate.ErrItem, and Fetch goes on with the next message. It keeps a
+	// broken or hostile server from making the caller read without end.
+	// Default: DefaultMaxMessageSize.
+	MaxMessageSize int64
 	// RoleNames maps folder names to the role a folder of that name has
 	// when it has no SPECIAL-USE role and no folder claims that role with a
 	// SPECIAL-USE attribute. Names are matched case-insensitively against
@@ -148,6 +161,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if r.MaxBytesInFlight <= 0 {
 		r.MaxBytesInFlight = DefaultMaxBytesInFlight
+	}
+	if r.MaxMessageSize <= 0 {
+		r.MaxMessageSize = DefaultMaxMessageSize
 	}
 	if r.MaxConnections <= 0 {
 		r.MaxConnections = 1

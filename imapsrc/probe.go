@@ -27,7 +27,8 @@ type ProbeResult struct {
 	// Namespaces are the server's namespaces (nil without NAMESPACE).
 	Namespaces *imap.NamespaceData
 	// Folders are the mailbox's folders as Source.Folders lists them,
-	// with Messages and Bytes filled in for every selectable folder.
+	// with Messages and Bytes filled in for every selectable folder that
+	// can be read (one that cannot has Err set and counts for nothing).
 	Folders []migrate.Folder
 	// Messages and Bytes are the totals over Folders.
 	Messages int
@@ -73,8 +74,8 @@ func (s *Source) Probe(ctx context.Context) (*ProbeResult, error) {
 		res.Messages, res.Bytes = 0, 0
 		for i := range folders {
 			f := &folders[i]
-			if f.NoSelect {
-				continue
+			if f.NoSelect || f.Err != nil {
+				continue // a folder that cannot be read keeps its Err
 			}
 			if f.Bytes < 0 {
 				if f.Bytes, err = sumSizes(pc, f); err != nil {

@@ -31,11 +31,20 @@ func (m *mailboxRun) copyFolder(ctx context.Context, f Folder, t Target, fr *Fol
 		return fmt.Errorf("migrate: folder %q: UIDVALIDITY was %d, is %d; not copied again to avoid duplicates: %w",
 			f.Name, st.UIDValidity, f.UIDValidity, ErrUIDValidityChanged)
 	}
-	fc := &folderCopy{mailboxRun: m, folder: f, target: t, folderID: folderID, st: st, rep: fr}
+	fc := &folderCopy{mailboxRun: m, folder: f, target: t, folderID: folderID, st: st, rep: fr,
+		onTarget: map[uint32]string{}, unread: map[uint32]readFailure{}}
 	fc.reset()
+	if len(st.Records) == 0 {
+		// Nothing recorded: a first run, or the State was lost. Whatever
+		// the target already holds of the folder is adopted, not copied.
+		if err := fc.inventory(ctx); err != nil {
+			return err
+		}
+	}
 	if err := fc.list(ctx); err != nil {
 		return err
 	}
+	fc.onTarget = nil // what the source no longer lists stays on the sink, unrecorded
 	m.emit(Event{Kind: EventFolderStarted, Folder: f.Name, Target: t.Key(), Count: len(fc.toCopy)})
 	if err := fc.copyAll(ctx); err != nil {
 		return err
@@ -62,10 +71,22 @@ type folderCopy struct {
 	st       FolderState
 	rep      *FolderReport          // guarded by mailboxRun.mu once Puts run
 	toCopy   []uint32               // UIDs to fetch and put
-	pending  map[uint32]int64       // their sizes, until fetched (fetching goroutine only)
+	pending  map[uint32]int64       // their sizes, until taken for a Put (fetching goroutine only)
 	begun    map[uint32]MessageInfo // those an earlier run began but did not commit
 	flagJobs []FlagChange
 	flagInfo []MessageInfo // the source message of each flag job
+	// onTarget holds, until the listing is done, the items that a
+	// WatermarkLister found stamped with a UID of the folder's current
+	// UIDVALIDITY (UID to item id); adopted, those the listing met.
+	onTarget map[uint32]string
+	adopted  []adoption
+	// repairedItems are the items repairs of this pass adopted (item id
+	// to UID), which no other UID may adopt.
+	repairedItems map[string]uint32
+	// unread holds the messages delivered with a body that could not be
+	// read to its end (a connection dropped mid-body): still pending, so
+	// that the source's second delivery is put (fetching goroutine only).
+	unread map[uint32]readFailure
 	// firstPass: the UIDs came from a UIDLister, so metadata (and the
 	// Deduper's verdict) comes with each fetched message.
 	firstPass bool
@@ -75,8 +96,53 @@ type folderCopy struct {
 // is small (a UID and a size), so that a folder of 500,000 messages costs
 // a few megabytes.
 func (fc *folderCopy) reset() {
-	fc.toCopy, fc.flagJobs, fc.flagInfo = nil, nil, nil
+	fc.toCopy, fc.flagJobs, fc.flagInfo, fc.adopted = nil, nil, nil, nil
 	fc.pending, fc.begun = map[uint32]int64{}, map[uint32]MessageInfo{}
+}
+
+// adoption is a message found on the target by its watermark, to record.
+type adoption struct {
+	info   MessageInfo
+	itemID string
+}
+
+// readFailure is a delivery whose body could not be read to its end.
+type readFailure struct {
+	info MessageInfo
+	err  error
+}
+
+// inventory asks a WatermarkLister sink which items of the target folder
+// are stamped with a UID of this folder under its current UIDVALIDITY;
+// consider adopts those the source still lists. Items stamped under
+// another UIDVALIDITY alone stop the folder, as records of them in the
+// State would: their UIDs name other messages now.
+func (fc *folderCopy) inventory(ctx context.Context) error {
+	wl, ok := fc.job.Sink.(WatermarkLister)
+	if !ok || fc.folder.UIDValidity == 0 {
+		return nil
+	}
+	var stale uint32
+	err := wl.ListWatermarks(ctx, fc.folderID, func(id SourceID, itemID string) error {
+		switch {
+		case id.Folder != fc.folder.Name || itemID == "":
+		case id.UIDValidity != fc.folder.UIDValidity:
+			stale = id.UIDValidity
+		default:
+			if _, dup := fc.onTarget[id.UID]; !dup {
+				fc.onTarget[id.UID] = itemID
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("migrate: list the items of %q: %w", fc.target.Key(), err)
+	}
+	if len(fc.onTarget) == 0 && stale != 0 {
+		return fmt.Errorf("migrate: folder %q: %q holds copies made under UIDVALIDITY %d, which is %d now; not copied again to avoid duplicates: %w",
+			fc.folder.Name, fc.target.Key(), stale, fc.folder.UIDValidity, ErrUIDValidityChanged)
+	}
+	return nil
 }
 
 func (fc *folderCopy) id(uid uint32) SourceID {
@@ -89,7 +155,10 @@ func (fc *folderCopy) id(uid uint32) SourceID {
 // allow it; else every message's metadata.
 func (fc *folderCopy) list(ctx context.Context) error {
 	f, st := fc.folder, fc.st
-	if ul, ok := fc.job.Source.(UIDLister); ok && len(st.Records) == 0 && fc.opts.Filter.isZero() {
+	// Items found on the target need the source's metadata (its flags, to
+	// carry them): the folder is listed in full.
+	found := len(fc.onTarget) > 0
+	if ul, ok := fc.job.Source.(UIDLister); ok && len(st.Records) == 0 && fc.opts.Filter.isZero() && !found {
 		uids, err := ul.UIDs(ctx, f)
 		if err != nil {
 			return fmt.Errorf("migrate: list UIDs of %q: %w", f.Name, err)
@@ -101,7 +170,7 @@ func (fc *folderCopy) list(ctx context.Context) error {
 		}
 		return nil
 	}
-	if f.ModSeq != 0 && st.ModSeq != 0 && st.UIDValidity == f.UIDValidity {
+	if f.ModSeq != 0 && st.ModSeq != 0 && st.UIDValidity == f.UIDValidity && !found {
 		if f.ModSeq == st.ModSeq {
 			fc.rep.Pass = "unchanged"
 			fc.rep.AlreadyCopied = countCommitted(st)
@@ -151,6 +220,12 @@ func (fc *folderCopy) consider(info MessageInfo) error {
 		}
 		return nil
 	}
+	if itemID, ok := fc.onTarget[info.UID]; ok && !known {
+		// On the target already, though the State does not say so.
+		fc.adopted = append(fc.adopted, adoption{info: info, itemID: itemID})
+		fc.seen(info)
+		return nil
+	}
 	if reason := fc.opts.Filter.reason(info); reason != "" {
 		fc.rep.Filtered++
 		fc.emit(Event{Kind: EventMessageSkipped, Folder: fc.folder.Name, UID: info.UID, Reason: reason})
@@ -182,28 +257,68 @@ func (fc *folderCopy) seen(info MessageInfo) bool {
 // repair looks for the sink item of a message whose copy began in an
 // earlier run but was not committed: by watermark first, then by
 // Message-ID (a sink may have stored the item but not yet its watermark).
-// It returns the item id or "".
+// It returns the item id, or "" when no item can be adopted. An item is
+// adopted only when nothing else claims it: found by Message-ID, it must
+// carry no watermark of another message (several messages may share a
+// Message-ID), and the State (or a repair of this pass) must record it
+// for no other UID. Sinks leave out items they have not completed.
 func (fc *folderCopy) repair(ctx context.Context, info MessageInfo) (string, error) {
+	id := fc.id(info.UID)
 	if w, ok := fc.job.Sink.(WatermarkFinder); ok {
-		id, err := w.FindWatermark(ctx, fc.folderID, fc.id(info.UID))
-		if err != nil || id != "" {
-			return id, err
+		itemID, err := w.FindWatermark(ctx, fc.folderID, id)
+		if err != nil {
+			return "", err
+		}
+		if itemID != "" && !fc.claimedByOther(itemID, info.UID) {
+			return itemID, nil
 		}
 	}
 	if f, ok := fc.job.Sink.(MessageIDFinder); ok && info.MessageID != "" {
-		ids, err := f.FindMessageID(ctx, fc.folderID, info.MessageID)
-		if err != nil || len(ids) == 0 {
+		found, err := f.FindMessageID(ctx, fc.folderID, info.MessageID)
+		if err != nil {
 			return "", err
 		}
-		return ids[0], nil
+		for _, it := range found {
+			if it.ItemID == "" || (it.Watermark != SourceID{} && it.Watermark != id) || fc.claimedByOther(it.ItemID, info.UID) {
+				continue
+			}
+			return it.ItemID, nil
+		}
 	}
 	return "", nil
+}
+
+// claimedByOther reports whether the State, or a repair of this pass,
+// records itemID as the copy of a UID other than uid. It reads every
+// record, but only for the few items a repair finds.
+func (fc *folderCopy) claimedByOther(itemID string, uid uint32) bool {
+	if u, ok := fc.repairedItems[itemID]; ok {
+		return u != uid
+	}
+	for u, r := range fc.st.Records {
+		if r.ItemID == itemID && u != uid {
+			return true
+		}
+	}
+	return false
 }
 
 // copyAll repairs interrupted copies, then fetches and puts the rest:
 // Options.MaxPutsPerMailbox Puts at once, fed by one fetching goroutine
 // that holds at most Options.MaxBytesInFlightPerMailbox bytes of bodies.
 func (fc *folderCopy) copyAll(ctx context.Context) error {
+	// Found on the target: recorded without flags, which the flag pass
+	// then sets from the source's, once.
+	for _, a := range fc.adopted {
+		if err := fc.opts.State.Commit(ctx, fc.job.Mailbox, fc.id(a.info.UID), a.itemID, nil); err != nil {
+			return fmt.Errorf("migrate: state: %w", err)
+		}
+		fc.rep.FoundOnTarget++
+		fc.emit(Event{Kind: EventMessageSkipped, Folder: fc.folder.Name, UID: a.info.UID, Reason: "already on the target"})
+		fc.flagJobs = append(fc.flagJobs, FlagChange{ItemID: a.itemID, Flags: a.info.Flags})
+		fc.flagInfo = append(fc.flagInfo, a.info)
+	}
+	fc.adopted = nil
 	slices.Sort(fc.toCopy)
 	var fetch []uint32
 	for _, uid := range fc.toCopy {
@@ -216,6 +331,10 @@ func (fc *folderCopy) copyAll(ctx context.Context) error {
 				if err := fc.opts.State.Commit(ctx, fc.job.Mailbox, fc.id(uid), itemID, nil); err != nil {
 					return err
 				}
+				if fc.repairedItems == nil {
+					fc.repairedItems = map[string]uint32{}
+				}
+				fc.repairedItems[itemID] = uid
 				fc.rep.Repaired++
 				fc.emit(Event{Kind: EventMessageRepaired, Folder: fc.folder.Name, UID: uid})
 				// Its flags are carried by the flag pass, as for any copied item.
@@ -238,7 +357,7 @@ func (fc *folderCopy) copyAll(ctx context.Context) error {
 	for range workers {
 		g.Go(func() error {
 			for msg := range jobs {
-				err := fc.put(gctx, msg)
+				err := fc.put(gctx, msg, nil)
 				inFlight.Release(weight(msg.Size, fc.opts.MaxBytesInFlightPerMailbox))
 				if err != nil {
 					return err
@@ -247,17 +366,23 @@ func (fc *folderCopy) copyAll(ctx context.Context) error {
 			return nil
 		})
 	}
+	// A UID stays pending until it is taken: its body read whole (or, when
+	// streamed, its Put done). A delivery whose body breaks off leaves it
+	// pending, so that the source's second delivery (imapsrc delivers a
+	// message again after reconnecting) is the one put; a UID already
+	// taken is never put twice.
 	dispatch := func(msg *Message) error {
 		size, ok := fc.pending[msg.UID]
 		if !ok {
-			return nil // not asked for, or delivered twice: never put twice
+			return nil // not asked for, or taken already: never put twice
 		}
-		delete(fc.pending, msg.UID)
 		msg.ID = fc.id(msg.UID)
 		if msg.Size <= 0 {
 			msg.Size = size
 		}
-		if fc.firstPass && fc.seen(msg.MessageInfo) {
+		_, again := fc.unread[msg.UID] // the Deduper saw its first delivery
+		if fc.firstPass && !again && fc.seen(msg.MessageInfo) {
+			delete(fc.pending, msg.UID)
 			fc.rep.Duplicates++
 			fc.emit(Event{Kind: EventMessageSkipped, Folder: fc.folder.Name, UID: msg.UID, Reason: "duplicate of " + msg.MessageID})
 			return nil
@@ -268,15 +393,31 @@ func (fc *folderCopy) copyAll(ctx context.Context) error {
 		}
 		if workers == 1 || w == fc.opts.MaxBytesInFlightPerMailbox {
 			// Alone in flight: stream it straight from the source.
-			err := fc.put(gctx, msg)
+			body := &sourceBody{r: msg.Body}
+			streamed := *msg
+			streamed.Body = body
+			err := fc.put(gctx, &streamed, body)
 			inFlight.Release(w)
+			var cut *cutBodyError
+			if errors.As(err, &cut) {
+				fc.unread[msg.UID] = readFailure{info: msg.MessageInfo, err: cut.err}
+				return nil // pending still
+			}
+			delete(fc.pending, msg.UID)
+			delete(fc.unread, msg.UID)
 			return err
 		}
 		body, err := io.ReadAll(msg.Body)
 		if err != nil {
 			inFlight.Release(w)
-			return fmt.Errorf("migrate: read UID %d from %q: %w", msg.UID, fc.folder.Name, err)
+			if gctx.Err() != nil {
+				return gctx.Err()
+			}
+			fc.unread[msg.UID] = readFailure{info: msg.MessageInfo, err: err}
+			return nil // pending still
 		}
+		delete(fc.pending, msg.UID)
+		delete(fc.unread, msg.UID)
 		buffered := *msg
 		buffered.Body = bytes.NewReader(body)
 		select {
@@ -301,17 +442,51 @@ func (fc *folderCopy) copyAll(ctx context.Context) error {
 	if fetchErr != nil {
 		return fetchErr
 	}
-	// Whatever is still pending was listed but not delivered: it left the
-	// source between List and Fetch.
+	// Whatever is still pending was listed but not delivered whole: it
+	// left the source between List and Fetch, or the source never
+	// delivered again a message whose body broke off.
 	for _, uid := range fetch {
-		if _, ok := fc.pending[uid]; ok {
-			fc.rep.Vanished++
-			delete(fc.pending, uid)
-			fc.emit(Event{Kind: EventMessageSkipped, Folder: fc.folder.Name, UID: uid, Reason: "no longer on the source"})
+		if _, ok := fc.pending[uid]; !ok {
+			continue
 		}
+		delete(fc.pending, uid)
+		if rf, ok := fc.unread[uid]; ok {
+			delete(fc.unread, uid)
+			err := fmt.Errorf("migrate: read UID %d from %q: %w", uid, fc.folder.Name, rf.err)
+			if err := fc.fail(&Message{ID: fc.id(uid), MessageInfo: rf.info}, err); err != nil {
+				return err
+			}
+			continue
+		}
+		fc.rep.Vanished++
+		fc.emit(Event{Kind: EventMessageSkipped, Folder: fc.folder.Name, UID: uid, Reason: "no longer on the source"})
 	}
 	return nil
 }
+
+// sourceBody reads a message's body from the source for a streamed Put
+// and keeps the first error other than io.EOF, so that a Put that failed
+// because the source broke off is told from one the sink refused.
+type sourceBody struct {
+	r   io.Reader
+	err error
+}
+
+func (b *sourceBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+// cutBodyError is put's error for a streamed Put that failed because its
+// body could not be read to its end: not the sink's failure, and not
+// counted as one.
+type cutBodyError struct{ err error }
+
+func (e *cutBodyError) Error() string { return "body cut short: " + e.err.Error() }
+func (e *cutBodyError) Unwrap() error { return e.err }
 
 // weight is what a message of size bytes takes of the in-flight budget:
 // its size, at least 1, at most the whole budget.
@@ -320,8 +495,10 @@ func weight(size, budget int64) int64 {
 }
 
 // put copies one fetched message to the sink and commits it. Several run
-// at once.
-func (fc *folderCopy) put(ctx context.Context, msg *Message) error {
+// at once. body, when not nil, is what msg.Body streams from the source:
+// a Put that failed because it broke off returns a *cutBodyError and
+// counts nothing.
+func (fc *folderCopy) put(ctx context.Context, msg *Message, body *sourceBody) error {
 	if fc.opts.Limiter != nil {
 		if err := fc.opts.Limiter.WaitN(ctx, 1); err != nil {
 			return err
@@ -333,7 +510,13 @@ func (fc *folderCopy) put(ctx context.Context, msg *Message) error {
 	itemID, err := fc.job.Sink.Put(ctx, fc.folderID, msg)
 	degraded := err != nil && itemID != "" && errors.Is(err, ErrDegraded)
 	if err != nil && !degraded {
-		if ctx.Err() != nil || errors.Is(err, ErrMailbox) {
+		if ctx.Err() != nil {
+			return err
+		}
+		if body != nil && body.err != nil {
+			return &cutBodyError{err: body.err}
+		}
+		if errors.Is(err, ErrMailbox) {
 			return err
 		}
 		return fc.fail(msg, err)

@@ -50,7 +50,18 @@
 //     SourceID and finds it again, so that a copy begun but never committed
 //     (a crash between Put and Commit) is adopted instead of copied again.
 //   - [MessageIDFinder] (Sink): the second way to find such a copy, by
-//     Message-ID. A sink with neither gets such messages copied again.
+//     Message-ID. An item found so is adopted only when nothing else
+//     claims it (no other message's watermark on it, no other UID's
+//     record in the State), and never while half-built. A sink with
+//     neither gets such messages copied again.
+//   - [WatermarkLister] (Sink): before copying into a target folder for
+//     which the State records nothing (a first run, or a rerun whose State
+//     was lost or deleted), the Engine lists the watermarks the folder
+//     holds and adopts each item of a message the source still lists
+//     under the folder's UIDVALIDITY: recorded, counted in
+//     [FolderReport].FoundOnTarget, its flags set from the source once,
+//     not copied again. Without it, such a run copies every message
+//     again.
 //
 // Backends report events of their own ([EventThrottled],
 // [EventReconnected]) with [Notify] on the context the Engine passed to the

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -150,6 +149,13 @@ func (m *mailboxRun) run(ctx context.Context) error {
 		if t.Skip {
 			continue
 		}
+		if f.Err != nil { // the source cannot read it: reported, not copied
+			err := fmt.Errorf("migrate: folder %q: %w", f.Name, f.Err)
+			fr.Err, fr.Error = err, err.Error()
+			m.emit(Event{Kind: EventFolderDone, Folder: f.Name, Target: t.Key(), Err: err})
+			m.folderFailures++
+			continue
+		}
 		if err := m.copyFolder(ctx, f, t, fr); err != nil {
 			fr.Err, fr.Error = err, err.Error()
 			m.emit(Event{Kind: EventFolderDone, Folder: f.Name, Target: t.Key(), Err: err})
@@ -169,7 +175,7 @@ func (m *mailboxRun) run(ctx context.Context) error {
 func (m *mailboxRun) ensure(ctx context.Context, path []string) (string, error) {
 	parent := ""
 	for i := range path {
-		key := strings.Join(path[:i+1], "/")
+		key := Target{Path: path[:i+1]}.Key()
 		if id, ok := m.folderIDs[key]; ok {
 			parent = id
 			continue

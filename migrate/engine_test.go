@@ -174,7 +174,7 @@ func (m messageIDOnly) EnsureFolder(ctx context.Context, parent, name string, ro
 func (m messageIDOnly) Put(ctx context.Context, folderID string, msg *migrate.Message) (string, error) {
 	return m.s.Put(ctx, folderID, msg)
 }
-func (m messageIDOnly) FindMessageID(ctx context.Context, folderID, id string) ([]string, error) {
+func (m messageIDOnly) FindMessageID(ctx context.Context, folderID, id string) ([]migrate.FoundItem, error) {
 	return m.s.FindMessageID(ctx, folderID, id)
 }
 

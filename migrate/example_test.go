@@ -24,10 +24,10 @@ func ExampleMailbox() {
 	// Output: completed 15 messages copied
 }
 
-// A batch with a journal, progress events and a bad-item limit; run it
+// A batch with a State, progress events and a bad-item limit; run it
 // again and only what is new is copied.
 func ExampleEngine_Run() {
-	state := migrate.NewMemoryState() // migrate.OpenFileState(path) keeps it across processes
+	state := migrate.NewMemoryState() // boltstate.Open(path, nil) keeps it across processes
 	eng := migrate.NewEngine(&migrate.Options{
 		MaxMailboxes: 8,
 		State:        state,

@@ -48,6 +48,12 @@ type Folder struct {
 	ModSeq uint64
 	// Bytes is the total size of the folder's messages, or -1 when unknown.
 	Bytes int64
+	// Err, when set, is why the source cannot read this folder (its
+	// status could not be had: deleted since it was listed, say). The
+	// Engine then neither creates its target nor reads it: it reports the
+	// folder as failed with Err and goes on with the others, so that the
+	// folder stays in the report rather than vanishing from it.
+	Err error
 }
 
 // Target is where a source folder goes in the sink mailbox.
@@ -61,8 +67,19 @@ type Target struct {
 	Skip bool
 }
 
-// Key returns the target path as one string, for maps and reports.
-func (t Target) Key() string { return strings.Join(t.Path, "/") }
+// Key returns the target path as one string, for maps and reports: its
+// levels joined with "/", a "/" or "\" inside a level escaped with "\"
+// (`a\/b` is the one folder "a/b"; "a/b" is the folder "b" inside "a"),
+// so that two different paths never share a key.
+func (t Target) Key() string {
+	escaped := make([]string, len(t.Path))
+	for i, level := range t.Path {
+		escaped[i] = keyEscaper.Replace(level)
+	}
+	return strings.Join(escaped, "/")
+}
+
+var keyEscaper = strings.NewReplacer(`\`, `\\`, "/", `\/`)
 
 // A FolderMapper decides where each source folder goes. It sees the whole
 // tree at once, so it can resolve parents and collisions; it returns one

@@ -68,6 +68,11 @@ type FolderReport struct {
 	// Repaired were copied by an earlier run that stopped before committing
 	// them, found on the sink and committed now.
 	Repaired int `json:"repaired"`
+	// FoundOnTarget were already on the sink, stamped with their
+	// SourceID, when the State recorded nothing for their folder (a rerun
+	// whose State was lost or deleted): adopted and recorded, not copied
+	// again (see WatermarkLister).
+	FoundOnTarget int `json:"foundOnTarget"`
 	// Filtered were left out by the Filter, Duplicates by the Deduper.
 	Filtered   int `json:"filtered"`
 	Duplicates int `json:"duplicates"`
@@ -145,6 +150,7 @@ func add(t, f *FolderReport) {
 	t.Bytes += f.Bytes
 	t.AlreadyCopied += f.AlreadyCopied
 	t.Repaired += f.Repaired
+	t.FoundOnTarget += f.FoundOnTarget
 	t.Filtered += f.Filtered
 	t.Duplicates += f.Duplicates
 	t.Degraded += f.Degraded
@@ -176,16 +182,16 @@ func (r *Report) WriteJSON(w io.Writer) error {
 func (r *Report) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"Mailbox", "Status", "SourceFolder", "TargetFolder", "Listed", "Copied", "Bytes",
-		"AlreadyCopied", "Repaired", "Filtered", "Duplicates", "Degraded", "Failed", "Vanished", "FlagsUpdated", "FlagsFailed", "Error"})
+		"AlreadyCopied", "Repaired", "FoundOnTarget", "Filtered", "Duplicates", "Degraded", "Failed", "Vanished", "FlagsUpdated", "FlagsFailed", "Error"})
 	itoa := strconv.Itoa
 	for _, m := range r.Mailboxes {
 		for _, f := range m.Folders {
 			cw.Write([]string{m.Mailbox, string(m.Status), f.Source, f.Target, itoa(f.Listed), itoa(f.Copied),
-				strconv.FormatInt(f.Bytes, 10), itoa(f.AlreadyCopied), itoa(f.Repaired), itoa(f.Filtered),
+				strconv.FormatInt(f.Bytes, 10), itoa(f.AlreadyCopied), itoa(f.Repaired), itoa(f.FoundOnTarget), itoa(f.Filtered),
 				itoa(f.Duplicates), itoa(f.Degraded), itoa(f.Failed), itoa(f.Vanished), itoa(f.FlagsUpdated), itoa(f.FlagsFailed), f.Error})
 		}
 		if len(m.Folders) == 0 {
-			cw.Write([]string{m.Mailbox, string(m.Status), "", "", "", "", "", "", "", "", "", "", "", "", "", "", m.Error})
+			cw.Write([]string{m.Mailbox, string(m.Status), "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", m.Error})
 		}
 	}
 	cw.Flush()
@@ -199,7 +205,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, m := range r.Mailboxes {
 		t := m.Totals()
 		fmt.Fprintf(tw, "Mailbox %s: %s — %d copied (%s), %d degraded, %d already there, %d failed, in %s\n",
-			m.Mailbox, m.Status, t.Copied, FormatBytes(t.Bytes), t.Degraded, t.AlreadyCopied+t.Repaired, t.Failed,
+			m.Mailbox, m.Status, t.Copied, FormatBytes(t.Bytes), t.Degraded, t.AlreadyCopied+t.Repaired+t.FoundOnTarget, t.Failed,
 			m.Finished.Sub(m.Started).Round(time.Millisecond))
 		if m.Error != "" {
 			fmt.Fprintf(tw, "  error: %s\n", m.Error)
@@ -207,13 +213,16 @@ func (r *Report) WriteText(w io.Writer) error {
 		for _, n := range m.Notices {
 			fmt.Fprintf(tw, "  note: %s\n", n)
 		}
+		if t.FoundOnTarget > 0 {
+			fmt.Fprintf(tw, "  found on the target: %d messages the state did not record, adopted rather than copied again\n", t.FoundOnTarget)
+		}
 		fmt.Fprintf(tw, "  source folder\ttarget folder\tlisted\tcopied\tbytes\tdegraded\tskipped\tfailed\t\n")
 		for _, f := range m.Folders {
 			target := f.Target
 			if f.Skipped {
 				target = "(not migrated)"
 			}
-			skipped := f.AlreadyCopied + f.Repaired + f.Filtered + f.Duplicates + f.Vanished
+			skipped := f.AlreadyCopied + f.Repaired + f.FoundOnTarget + f.Filtered + f.Duplicates + f.Vanished
 			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s\t%d\t%d\t%d\t%s\n", f.Source, target, f.Listed, f.Copied,
 				FormatBytes(f.Bytes), f.Degraded, skipped, f.Failed+f.FlagsFailed, f.Error)
 		}

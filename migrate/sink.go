@@ -20,7 +20,10 @@ type Sink interface {
 	// far as its target allows, and documents what it cannot keep: the
 	// exchange sink, for one, keeps the exact bytes or the received date,
 	// not always both. A message the sink refuses returns an error matching
-	// ErrItem; a full or missing mailbox one matching ErrMailbox.
+	// ErrItem; a full or missing mailbox one matching ErrMailbox. When
+	// reading m.Body fails (a source connection that dropped mid-body),
+	// Put returns an error and stores nothing: the Engine puts the message
+	// again when the source delivers it again.
 	Put(ctx context.Context, folderID string, m *Message) (string, error)
 }
 
@@ -45,11 +48,51 @@ type WatermarkFinder interface {
 }
 
 // A MessageIDFinder is a Sink that can look items up by Message-ID; the
-// Engine uses it as the second way to repair an uncommitted copy.
+// Engine uses it as the second way to repair an uncommitted copy. Since
+// several source messages may share a Message-ID, the Engine adopts a
+// found item only when nothing else claims it: it carries no watermark
+// of another source message, and the State records it for no other UID
+// of the folder. Without such an item, the message is copied again.
 type MessageIDFinder interface {
-	// FindMessageID returns the ids of the items in folderID whose
-	// Message-ID header is messageID.
-	FindMessageID(ctx context.Context, folderID, messageID string) ([]string, error)
+	// FindMessageID returns the items in folderID whose Message-ID header
+	// is messageID, each with the watermark it carries. Items that are not
+	// complete (a Put still building them, or one that stopped halfway
+	// and left them half-built) are left out: the Engine must never adopt
+	// them.
+	FindMessageID(ctx context.Context, folderID, messageID string) ([]FoundItem, error)
+}
+
+// FoundItem is an item that a MessageIDFinder found.
+type FoundItem struct {
+	// ItemID is the item's id in the sink.
+	ItemID string
+	// Watermark is the SourceID the item is stamped with, or the zero
+	// SourceID when it carries none (a Put stopped before stamping it, the
+	// sink does not stamp, or something other than the Engine stored it).
+	// A sink that stamps items must report the stamp here.
+	Watermark SourceID
+}
+
+// A WatermarkLister is a Sink that can list, in one pass over a folder,
+// the watermarks of the items it holds (a request per page of items for
+// Exchange, rather than one per message). Before it copies into a target
+// folder for which the State records nothing (a first run, or a rerun
+// whose State was lost or deleted), the Engine asks it what the folder
+// already holds, and adopts every complete item stamped with the SourceID
+// of a message the source still lists under the folder's current
+// UIDVALIDITY: it records the item in the State (its flags unknown, so
+// the pass then sets the source's flags on it once) and does not copy the
+// message again. Items stamped only under another UIDVALIDITY of the
+// folder stop the folder, as a State recording them would (see
+// ErrUIDValidityChanged). Without a WatermarkLister, a run without State
+// copies every message again.
+type WatermarkLister interface {
+	// ListWatermarks calls fn with the watermark and the item id of every
+	// complete item of folderID stamped with a watermark, whatever source
+	// folder or UIDVALIDITY it names, in any order. Items without a
+	// watermark, and items not complete (see MessageIDFinder), are left
+	// out. If fn returns an error, ListWatermarks stops and returns it.
+	ListWatermarks(ctx context.Context, folderID string, fn func(id SourceID, itemID string) error) error
 }
 
 // FlagChange is one item's new flags, for BatchFlagSetter.

@@ -30,6 +30,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -39,11 +41,20 @@ import (
 	"github.com/mailferry/mailferry/exchange"
 	"github.com/mailferry/mailferry/imapsrc"
 	"github.com/mailferry/mailferry/migrate"
+	"github.com/mailferry/mailferry/migrate/boltstate"
 )
 
+// main stops on Ctrl-C (SIGINT) and on SIGTERM (systemd's and
+// Kubernetes' way to stop a service): the migration ends at once, the
+// state keeps what was copied, the reports are written, and the exit code
+// is 1. A second signal ends the process without waiting.
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // from now on a signal has its default effect
+	}()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
 }
 
@@ -70,7 +81,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.clientID, "client-id", "", "the app registration's client id")
 	fs.StringVar(&c.clientCert, "client-cert", "", "a PEM file with the app's certificate and private key (instead of MAILFERRY_CLIENT_SECRET)")
 	fs.StringVar(&c.graphURL, "graph-url", "", "the Microsoft Graph root (default https://graph.microsoft.com; an exchangetest emulator's URL for a trial)")
-	fs.StringVar(&c.state, "state", "imap2exchange.journal", "the journal that makes reruns incremental")
+	fs.StringVar(&c.state, "state", "imap2exchange.state", "the state file that makes reruns incremental (one process at a time)")
 	fs.StringVar(&c.report, "report", "", "write the report as JSON to this file")
 	fs.StringVar(&c.reportCSV, "report-csv", "", "write the report as CSV (one row per folder) to this file")
 	fs.IntVar(&c.mailboxes, "mailboxes", 4, "how many mailboxes to migrate at once")
@@ -142,7 +153,7 @@ func migrateBatch(ctx context.Context, c *config, stdout, stderr io.Writer, gete
 	if err != nil {
 		return err
 	}
-	state, err := migrate.OpenFileState(c.state)
+	state, err := boltstate.Open(c.state, nil)
 	if err != nil {
 		return err
 	}
@@ -166,6 +177,10 @@ func migrateBatch(ctx context.Context, c *config, stdout, stderr io.Writer, gete
 		OnEvent:      progress(stdout, c.verbose),
 	})
 	fmt.Fprintf(stdout, "Migrating %d mailboxes from %s\n", len(jobs), c.imapAddr)
+	stopped := context.AfterFunc(ctx, func() {
+		fmt.Fprintln(stderr, "imap2exchange: stopping: what was copied is kept, and the reports are written; run again to go on")
+	})
+	defer stopped()
 	report := eng.Run(ctx, jobs...)
 	fmt.Fprintln(stdout)
 	if err := report.WriteText(stdout); err != nil {
@@ -308,6 +323,11 @@ func progress(w io.Writer, verbose bool) func(migrate.Event) {
 	}
 }
 
+// writeReports writes the reports asked for. They name every mailbox and
+// folder and the reasons of failures, so each is readable by its owner
+// only (0600), whatever the umask and whatever an earlier file's mode:
+// written to a new file in the same directory, then renamed over the
+// path, so that a report is never half-written either.
 func writeReports(r *migrate.Report, c *config) error {
 	for _, out := range []struct {
 		path  string
@@ -316,17 +336,30 @@ func writeReports(r *migrate.Report, c *config) error {
 		if out.path == "" {
 			continue
 		}
-		f, err := os.Create(out.path)
-		if err != nil {
-			return err
-		}
-		if err := out.write(f); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
+		if err := writePrivate(out.path, out.write); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// writePrivate writes path with mode 0600 through write, atomically.
+func writePrivate(path string, write func(io.Writer) error) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp") // mode 0600
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // once renamed, there is nothing left to remove
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }

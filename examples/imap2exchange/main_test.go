@@ -4,10 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mailferry/mailferry/exchange/exchangetest"
 	"github.com/mailferry/mailferry/imapsrc/imapsrctest"
@@ -42,6 +52,12 @@ func TestBatch(t *testing.T) {
 		"bob@contoso.com,bob,bob-imap-secret\n"), 0o600)
 	args := []string{"-csv", csvPath, "-imap", imapSrv.Addr(), "-security", "plaintext", "-graph-url", graph.URL(),
 		"-state", filepath.Join(dir, "journal"), "-report", filepath.Join(dir, "report.json"), "-report-csv", filepath.Join(dir, "report.csv")}
+	// A report left by an earlier run, readable by everyone, is replaced
+	// by one readable by its owner alone.
+	if err := os.WriteFile(filepath.Join(dir, "report.json"), []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Join(dir, "report.json"), 0o644) // whatever the umask
 	env := func(k string) string {
 		if k == "MAILFERRY_GRAPH_TOKEN" {
 			return "graph-token-value"
@@ -65,6 +81,7 @@ func TestBatch(t *testing.T) {
 	if csv, _ := os.ReadFile(filepath.Join(dir, "report.csv")); !strings.Contains(string(csv), "bob@contoso.com,completed,INBOX,Inbox,4,4,") {
 		t.Errorf("report.csv:\n%s", csv)
 	}
+	checkPrivate(t, dir, "report.json", "report.csv")
 	all := out.String() + errs.String()
 	for _, secret := range []string{"alice-imap-secret", "bob-imap-secret", "graph-token-value"} {
 		if strings.Contains(all, secret) {
@@ -129,5 +146,153 @@ func TestBadInput(t *testing.T) {
 	code = run(context.Background(), []string{"-csv", csvPath, "-imap", "127.0.0.1:1"}, &out, &errs, func(string) string { return "" })
 	if code != 1 || !strings.Contains(errs.String(), "MAILFERRY_GRAPH_TOKEN") {
 		t.Errorf("no credentials: exit %d, stderr %q", code, errs.String())
+	}
+}
+
+// checkPrivate fails t unless each of names in dir is readable by its
+// owner only, and dir holds no temporary file left by writing them.
+func checkPrivate(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if mode := fi.Mode().Perm(); mode != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", name, mode)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			t.Errorf("temporary file %s left behind", e.Name())
+		}
+	}
+}
+
+// TestMain runs the command itself, as a child process of a test, when
+// IMAP2EXCHANGE_MAIN is set (see TestSIGTERM).
+func TestMain(m *testing.M) {
+	if os.Getenv("IMAP2EXCHANGE_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// blockingGraph serves the emulator g, but once after messages have been
+// created it holds every further request until its client goes away: a
+// migration stuck half-way.
+type blockingGraph struct {
+	g       *exchangetest.Server
+	after   int
+	created atomic.Int32
+	blocked chan struct{} // closed when the first request is held
+	release chan struct{} // closed to let the requests held go
+	once    sync.Once
+}
+
+func (b *blockingGraph) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if int(b.created.Load()) >= b.after {
+		// Read the body, so that the server notices the client leaving.
+		io.Copy(io.Discard, r.Body)
+		b.once.Do(func() { close(b.blocked) })
+		select {
+		case <-r.Context().Done():
+		case <-b.release:
+		}
+		http.Error(w, "held", http.StatusServiceUnavailable)
+		return
+	}
+	b.g.ServeHTTP(w, r)
+	if r.Method == http.MethodPost && (strings.HasSuffix(r.URL.Path, "/messages") || strings.HasSuffix(r.URL.Path, "/importMime")) {
+		b.created.Add(1)
+	}
+}
+
+// TestSIGTERM runs the command as a child process, as systemd or
+// Kubernetes would, and stops it with SIGTERM half-way through a batch:
+// it must exit promptly, non-zero, having written its reports (readable
+// by its owner only) and its state.
+func TestSIGTERM(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGTERM on Windows")
+	}
+	imapSrv, err := imapsrctest.StartMemServer(map[string]string{"alice": "alice-imap-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer imapSrv.Close()
+	fx := migratetest.Sample()
+	if err := imapsrctest.Seed(imapSrv.Addr(), "alice", "alice-imap-secret", fx); err != nil {
+		t.Fatal(err)
+	}
+	g := exchangetest.NewServer(nil)
+	defer g.Close()
+	g.AddMailbox("alice@contoso.com")
+	bg := &blockingGraph{g: g, after: 2, blocked: make(chan struct{}), release: make(chan struct{})}
+	graph := httptest.NewServer(bg)
+	defer graph.Close()
+	defer close(bg.release)
+
+	dir := t.TempDir()
+	csvPath := filepath.Join(dir, "batch.csv")
+	os.WriteFile(csvPath, []byte("EmailAddress,UserName,Password\nalice@contoso.com,alice,alice-imap-secret\n"), 0o600)
+	cmd := exec.Command(os.Args[0], "-csv", csvPath, "-imap", imapSrv.Addr(), "-security", "plaintext", "-graph-url", graph.URL,
+		"-state", filepath.Join(dir, "state"), "-report", filepath.Join(dir, "report.json"), "-report-csv", filepath.Join(dir, "report.csv"))
+	cmd.Env = append(os.Environ(), "IMAP2EXCHANGE_MAIN=1", "MAILFERRY_GRAPH_TOKEN=graph-token-value")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case <-bg.blocked:
+	case err := <-exited:
+		t.Fatalf("the command ended before it was stopped: %v\n%s", err, out.String())
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("the migration never reached the Graph requests it should hang on\n%s", out.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err = <-exited:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+		t.Fatalf("still running 20s after SIGTERM\n%s", out.String())
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("exit: %v, want exit status 1\n%s", err, out.String())
+	}
+	var rep migrate.Report
+	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil {
+		t.Fatalf("no report after SIGTERM: %v\n%s", err, out.String())
+	}
+	if err := json.Unmarshal(b, &rep); err != nil || len(rep.Mailboxes) != 1 {
+		t.Fatalf("report.json: %v\n%s", err, b)
+	}
+	if mb := rep.Mailboxes[0]; mb.Status != migrate.StatusFailed || !strings.Contains(mb.Error, "signal") && !strings.Contains(mb.Error, "context canceled") {
+		t.Errorf("report: mailbox %s: %s, %q; want failed, stopped by the signal", mb.Mailbox, mb.Status, mb.Error)
+	}
+	if tot := rep.Totals(); tot.Copied < 1 || tot.Copied >= fx.Count() {
+		t.Errorf("report: %d of %d copied before SIGTERM, want some", tot.Copied, fx.Count())
+	}
+	checkPrivate(t, dir, "report.json", "report.csv")
+	if fi, err := os.Stat(filepath.Join(dir, "state")); err != nil || fi.Size() == 0 {
+		t.Errorf("state after SIGTERM: %v", err)
+	}
+	if !strings.Contains(out.String(), "stopping") {
+		t.Errorf("output does not say it is stopping:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), "alice-imap-secret") || strings.Contains(out.String(), "graph-token-value") {
+		t.Errorf("output shows a secret:\n%s", out.String())
 	}
 }

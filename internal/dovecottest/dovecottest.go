@@ -75,6 +75,11 @@ type Options struct {
 	// signed by a CA generated for the test (see RootCAs). Plaintext
 	// logins stay allowed on Addr.
 	TLS bool
+	// ListEscape lets folder names hold characters the storage refuses,
+	// such as "/" with LayoutCourier (whose separator is "."), with
+	// Dovecot's listescape plugin: "INBOX.a/b" is then the one folder
+	// "a/b". The separator itself stays a separator.
+	ListEscape bool
 	// Binary is the dovecot executable. Default: "dovecot" from PATH, else
 	// /usr/sbin/dovecot.
 	Binary string
@@ -272,6 +277,9 @@ passdb {
 	mailLocation := "maildir:~/Maildir:LAYOUT=fs"
 	if layout == LayoutCourier {
 		mailLocation = "maildir:~/Maildir"
+	}
+	if opts.ListEscape {
+		ns.WriteString("mail_plugins = $mail_plugins listescape\n")
 	}
 
 	logPath := filepath.Join(dir, "dovecot.log")

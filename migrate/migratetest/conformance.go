@@ -236,7 +236,8 @@ type NewSinkFunc func(t testing.TB) (migrate.Sink, Inspector)
 // ensured once (same id twice, roles, nesting, non-ASCII names), every
 // Sample message stored byte for byte in its folder with its read and
 // flagged state, its received date and its draft state, and, where the
-// sink implements them, FlagSetter, WatermarkFinder and MessageIDFinder.
+// sink implements them, FlagSetter, WatermarkFinder, WatermarkLister and
+// MessageIDFinder.
 func TestSink(t *testing.T, newSink NewSinkFunc, opts ...SinkOption) {
 	t.Helper()
 	var o sinkOptions
@@ -288,6 +289,7 @@ func TestSink(t *testing.T, newSink NewSinkFunc, opts ...SinkOption) {
 	t.Run("put", func(t *testing.T) {
 		sink, insp := newSink(t)
 		fx := Sample()
+		stamped := map[string]map[migrate.SourceID]string{} // folder id -> what ListWatermarks must report
 		for fi, wf := range fx.Folders {
 			parent := ""
 			for level, name := range wf.Path {
@@ -309,7 +311,14 @@ func TestSink(t *testing.T, newSink NewSinkFunc, opts ...SinkOption) {
 				}
 				checkStored(ctx, t, insp, itemID, parent, wm, o)
 				checkOptional(ctx, t, sink, insp, itemID, parent, msg, wm)
+				if stamped[parent] == nil {
+					stamped[parent] = map[migrate.SourceID]string{}
+				}
+				stamped[parent][msg.ID] = itemID
 			}
+		}
+		if l, ok := sink.(migrate.WatermarkLister); ok {
+			checkListWatermarks(ctx, t, l, stamped)
 		}
 	})
 	t.Run("cancelled", func(t *testing.T) {
@@ -325,6 +334,45 @@ func TestSink(t *testing.T, newSink NewSinkFunc, opts ...SinkOption) {
 			t.Errorf("Put with a cancelled context returned no error")
 		}
 	})
+}
+
+// checkListWatermarks checks that ListWatermarks reports, for each
+// folder, exactly the items put there, each with its SourceID.
+func checkListWatermarks(ctx context.Context, t testing.TB, l migrate.WatermarkLister, want map[string]map[migrate.SourceID]string) {
+	t.Helper()
+	for folderID, items := range want {
+		got := map[migrate.SourceID]string{}
+		err := l.ListWatermarks(ctx, folderID, func(id migrate.SourceID, itemID string) error {
+			if _, dup := got[id]; dup {
+				t.Errorf("ListWatermarks(%s) reports %v twice", folderID, id)
+			}
+			got[id] = itemID
+			return nil
+		})
+		if err != nil {
+			t.Errorf("ListWatermarks(%s): %v", folderID, err)
+			continue
+		}
+		for id, itemID := range items {
+			if got[id] != itemID {
+				t.Errorf("ListWatermarks(%s): %v is item %q, want %q", folderID, id, got[id], itemID)
+			}
+		}
+		for id, itemID := range got {
+			if _, ok := items[id]; !ok {
+				t.Errorf("ListWatermarks(%s) reports %v (item %q), which was not put there", folderID, id, itemID)
+			}
+		}
+	}
+	stop := errors.New("stop")
+	for folderID, items := range want { // one folder will do
+		calls := 0
+		err := l.ListWatermarks(ctx, folderID, func(migrate.SourceID, string) error { calls++; return stop })
+		if len(items) > 0 && (!errors.Is(err, stop) || calls != 1) {
+			t.Errorf("ListWatermarks(%s) with fn failing: %v after %d calls; want fn's error after 1", folderID, err, calls)
+		}
+		break
+	}
 }
 
 func seen2id(seen map[string]migrate.Role, role migrate.Role) string {
@@ -386,9 +434,14 @@ func checkOptional(ctx context.Context, t testing.TB, sink migrate.Sink, insp In
 		}
 	}
 	if f, ok := sink.(migrate.MessageIDFinder); ok {
-		ids, err := f.FindMessageID(ctx, folderID, name)
-		if err != nil || !slices.Contains(ids, itemID) {
-			t.Errorf("%s: FindMessageID = %v, %v; want it to contain %q", name, ids, err, itemID)
+		found, err := f.FindMessageID(ctx, folderID, name)
+		i := slices.IndexFunc(found, func(it migrate.FoundItem) bool { return it.ItemID == itemID })
+		if err != nil || i < 0 {
+			t.Errorf("%s: FindMessageID = %v, %v; want it to contain %q", name, found, err, itemID)
+		} else if _, stamps := sink.(migrate.WatermarkFinder); stamps && found[i].Watermark != msg.ID {
+			// The Engine needs the stamp to tell the copies of messages
+			// that share a Message-ID apart.
+			t.Errorf("%s: FindMessageID reports watermark %v, want %v", name, found[i].Watermark, msg.ID)
 		}
 	}
 	if s, ok := sink.(migrate.FlagSetter); ok {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/mailferry/mailferry/migrate"
+	"github.com/mailferry/mailferry/migrate/boltstate"
 )
 
 // ErrKilled is what a State from KillCommit returns instead of committing.
@@ -14,7 +15,7 @@ var ErrKilled = errors.New("migratetest: killed between put and commit")
 
 // KillCommit wraps st so that committing a message that kill matches
 // fails with ErrKilled, as a process killed after the sink stored the
-// message but before the journal recorded it would leave things: the copy
+// message but before the State recorded it would leave things: the copy
 // is begun in the State and present on the sink. Run the Engine again
 // with st alone to test the repair.
 func KillCommit(st migrate.State, kill func(migrate.SourceID) bool) migrate.State {
@@ -33,18 +34,18 @@ func (k *killCommit) Commit(ctx context.Context, mailbox string, id migrate.Sour
 	return k.State.Commit(ctx, mailbox, id, itemID, flags)
 }
 
-// CrashAndResume runs job with a journal (a migrate.FileState in
-// t.TempDir()) whose commits of the messages kill matches fail, as a
-// process killed between the sink's Put and the journal's Commit would
+// CrashAndResume runs job with a State kept in a file (a boltstate.State
+// in t.TempDir()) whose commits of the messages kill matches fail, as a
+// process killed between the sink's Put and the State's Commit would
 // leave things, and checks that the report shows it. Then, as a new
-// process would, it reopens the journal and runs job again (with resumed
-// as its Sink when not nil: a new process has a new sink value) and
-// returns that second report. The caller checks the sink: every message
-// must be there exactly once.
+// process would, it reopens the file and runs job again (with resumed as
+// its Sink when not nil: a new process has a new sink value) and returns
+// that second report. The caller checks the sink: every message must be
+// there exactly once.
 func CrashAndResume(t testing.TB, job migrate.Job, kill func(migrate.SourceID) bool, resumed migrate.Sink) *migrate.Report {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "state.jsonl")
-	st, err := migrate.OpenFileState(path)
+	path := filepath.Join(t.TempDir(), "state.db")
+	st, err := boltstate.Open(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func CrashAndResume(t testing.TB, job migrate.Job, kill func(migrate.SourceID) b
 	if !rep.Lost() {
 		t.Fatalf("the simulated crash did not show in the report: %+v", rep.Mailboxes[0])
 	}
-	st, err = migrate.OpenFileState(path)
+	st, err = boltstate.Open(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

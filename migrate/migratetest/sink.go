@@ -15,7 +15,9 @@ import (
 )
 
 // Sink is an in-memory migrate.Sink that also implements FlagSetter,
-// WatermarkFinder and MessageIDFinder. It is safe for concurrent use.
+// WatermarkFinder, WatermarkLister and MessageIDFinder. It stamps every
+// item with its SourceID (unless Unstamped says otherwise). It is safe
+// for concurrent use.
 type Sink struct {
 	mu      sync.Mutex
 	folders map[string]*SinkFolder // id -> folder
@@ -30,6 +32,12 @@ type Sink struct {
 	// SetFlagsErr, if set, is called before each SetFlags changes an item;
 	// an error it returns is returned by SetFlags.
 	SetFlagsErr func(itemID string, flags []migrate.Flag) error
+	// Unstamped, if set, is called by each Put; when it returns true the
+	// item is stored without a watermark, as by a sink that cannot stamp
+	// items, or one whose Put stored the item and stopped before stamping
+	// it. FindWatermark and ListWatermarks do not find such items;
+	// FindMessageID reports them without a watermark.
+	Unstamped func(m *migrate.Message) bool
 	// Puts counts the calls to Put that stored a message.
 	Puts int
 }
@@ -45,6 +53,7 @@ var (
 	_ migrate.FlagSetter      = (*Sink)(nil)
 	_ migrate.WatermarkFinder = (*Sink)(nil)
 	_ migrate.MessageIDFinder = (*Sink)(nil)
+	_ migrate.WatermarkLister = (*Sink)(nil)
 	_ Inspector               = (*Sink)(nil)
 )
 
@@ -105,6 +114,9 @@ func (s *Sink) Put(ctx context.Context, folderID string, m *migrate.Message) (st
 	}
 	it := &StoredItem{ID: s.newID("item-"), FolderID: folderID, MIME: body, Flags: slices.Clone(m.Flags),
 		Received: m.InternalDate, Draft: m.HasFlag(migrate.FlagDraft), Watermark: m.ID.String(), MessageID: m.MessageID}
+	if s.Unstamped != nil && s.Unstamped(m) {
+		it.Watermark = ""
+	}
 	s.items[it.ID] = it
 	s.order = append(s.order, it.ID)
 	s.Puts++
@@ -141,16 +153,49 @@ func (s *Sink) FindWatermark(ctx context.Context, folderID string, id migrate.So
 }
 
 // FindMessageID implements migrate.MessageIDFinder.
-func (s *Sink) FindMessageID(ctx context.Context, folderID, messageID string) ([]string, error) {
+func (s *Sink) FindMessageID(ctx context.Context, folderID, messageID string) ([]migrate.FoundItem, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var ids []string
+	var found []migrate.FoundItem
 	for _, itemID := range s.order {
 		if it := s.items[itemID]; it.FolderID == folderID && it.MessageID == messageID {
-			ids = append(ids, it.ID)
+			w, _ := migrate.ParseSourceID(it.Watermark) // the zero SourceID when unstamped
+			found = append(found, migrate.FoundItem{ItemID: it.ID, Watermark: w})
 		}
 	}
-	return ids, nil
+	return found, nil
+}
+
+// ListWatermarks implements migrate.WatermarkLister.
+func (s *Sink) ListWatermarks(ctx context.Context, folderID string, fn func(id migrate.SourceID, itemID string) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	type stamped struct {
+		id     migrate.SourceID
+		itemID string
+	}
+	var list []stamped
+	s.mu.Lock()
+	for _, itemID := range s.order {
+		it := s.items[itemID]
+		if it.FolderID != folderID || it.Watermark == "" {
+			continue
+		}
+		if w, err := migrate.ParseSourceID(it.Watermark); err == nil {
+			list = append(list, stamped{w, it.ID})
+		}
+	}
+	s.mu.Unlock()
+	for _, st := range list { // fn may call the Sink
+		if err := fn(st.id, st.itemID); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Item implements Inspector.

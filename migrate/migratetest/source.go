@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +28,17 @@ type Source struct {
 	// FetchErr, if set, is called before each message is delivered by
 	// Fetch; an error it returns ends the Fetch (a dropped connection).
 	FetchErr func(f migrate.Folder, uid uint32) error
+	// Redeliver, if set, is called before each message is delivered by
+	// Fetch. When it returns true, the message is first delivered with a
+	// body that breaks off halfway with an error matching
+	// migrate.ErrTransient, as when a connection drops mid-body; if the
+	// callback read into the break, the message is then delivered again,
+	// whole, whatever the callback returned, as imapsrc does after
+	// reconnecting. A callback that stopped reading before the break
+	// accepted the message: its error, if any, ends the Fetch.
+	Redeliver func(f migrate.Folder, uid uint32) bool
+	// Redeliveries counts the messages delivered a second time (Redeliver).
+	Redeliveries int
 }
 
 type memFolder struct {
@@ -278,16 +290,41 @@ func (s *Source) Fetch(ctx context.Context, f migrate.Folder, uids []uint32, fn 
 				return err
 			}
 		}
-		msg := &migrate.Message{
-			ID:          migrate.SourceID{Folder: f.Name, UIDValidity: f.UIDValidity, UID: m.info.UID},
-			MessageInfo: m.info,
-			Body:        bytes.NewReader(m.raw),
+		id := migrate.SourceID{Folder: f.Name, UIDValidity: f.UIDValidity, UID: m.info.UID}
+		if s.Redeliver != nil && s.Redeliver(f, m.info.UID) {
+			cut := &cutBody{r: bytes.NewReader(m.raw[:len(m.raw)/2]), uid: m.info.UID}
+			err := fn(&migrate.Message{ID: id, MessageInfo: m.info, Body: cut})
+			if !cut.broke {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			s.mu.Lock()
+			s.Redeliveries++
+			s.mu.Unlock()
 		}
-		if err := fn(msg); err != nil {
+		if err := fn(&migrate.Message{ID: id, MessageInfo: m.info, Body: bytes.NewReader(m.raw)}); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// cutBody is a body whose connection drops halfway: it yields the first
+// half of the message, then fails.
+type cutBody struct {
+	r     *bytes.Reader
+	uid   uint32
+	broke bool
+}
+
+func (c *cutBody) Read(p []byte) (int, error) {
+	if c.r.Len() > 0 {
+		return c.r.Read(p)
+	}
+	c.broke = true
+	return 0, migrate.TransientError(fmt.Errorf("migratetest: UID %d: connection dropped mid-body: %w", c.uid, io.ErrUnexpectedEOF))
 }
 
 // date returns t truncated to the second, as IMAP dates are.

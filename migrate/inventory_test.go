@@ -1,0 +1,307 @@
+package migrate_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailferry/mailferry/migrate"
+	"github.com/mailferry/mailferry/migrate/migratetest"
+)
+
+// A rerun whose State is gone (a new, empty one) copies nothing that the
+// target already holds: it adopts each item by its watermark, counts it
+// as found on the target, records it, and carries the source's flags to
+// it once. The run after it finds everything recorded.
+func TestEngineRebuildsStateFromTarget(t *testing.T) {
+	c := copyOnce(t)
+	ctx := t.Context()
+	// Changed on the source since the lost State recorded the copy.
+	seen := []migrate.Flag{migrate.FlagSeen}
+	if err := c.src.SetFlags("INBOX", 4, seen); err != nil {
+		t.Fatal(err)
+	}
+	lists := c.src.Lists
+
+	eng := migrate.NewEngine(nil) // a new, empty MemoryState
+	rep := eng.Run(ctx, c.job)
+	tot := rep.Totals()
+	if rep.Lost() || tot.Copied != 0 || tot.FoundOnTarget != c.fx.Count() || tot.Listed != c.fx.Count() {
+		t.Fatalf("rerun without state: %s, totals %+v", rep.Mailboxes[0].Status, tot)
+	}
+	if c.sink.Puts != c.fx.Count() {
+		t.Errorf("sink got %d Puts in all, want %d (nothing copied twice)", c.sink.Puts, c.fx.Count())
+	}
+	// Items found need their source's flags: the folders are listed in full.
+	if got := c.src.Lists - lists; got != len(c.fx.Folders) {
+		t.Errorf("%d full listings, want one per folder (%d)", got, len(c.fx.Folders))
+	}
+	for _, it := range c.sink.Items() {
+		if bytes.Contains(it.MIME, []byte("<sample-4@")) && !migrate.SameFlags(it.Flags, seen) {
+			t.Errorf("flags of INBOX UID 4 on the sink: %v, want %v", it.Flags, seen)
+		}
+	}
+	c.fx.Folders[0].Messages[3].Flags = seen
+	checkCopied(t, c.fx, c.sink)
+
+	var csv, text strings.Builder
+	if err := rep.WriteCSV(&csv); err != nil || !strings.Contains(csv.String(), ",FoundOnTarget,") {
+		t.Errorf("CSV report: %v\n%s", err, csv.String())
+	}
+	if header, row, _ := strings.Cut(csv.String(), "\n"); strings.Count(header, ",") != strings.Count(strings.SplitN(row, "\n", 2)[0], ",") {
+		t.Errorf("CSV rows and header differ in width:\n%s", csv.String())
+	}
+	if err := rep.WriteText(&text); err != nil || !strings.Contains(text.String(), fmt.Sprintf("found on the target: %d", c.fx.Count())) {
+		t.Errorf("text report: %v\n%s", err, text.String())
+	}
+
+	// Everything is recorded now, flags included.
+	rep = eng.Run(ctx, c.job)
+	if tot := rep.Totals(); tot.AlreadyCopied != c.fx.Count() || tot.FoundOnTarget != 0 || tot.FlagsUpdated != 0 || tot.Copied != 0 {
+		t.Errorf("run after: %+v", tot)
+	}
+}
+
+// With the State gone, a target that holds part of the folder gets the
+// rest: what is there is adopted, what is not is copied, what the source
+// no longer lists is left where it is, unrecorded.
+func TestEngineRebuildsStateFromPartialTarget(t *testing.T) {
+	fx := migratetest.Sample()
+	src, sink := migratetest.NewSource(fx), migratetest.NewSink()
+	job := migrate.Job{Mailbox: "alice", Source: src, Sink: sink}
+	sink.PutErr = func(m *migrate.Message) error {
+		if m.ID.Folder == "INBOX" && m.UID >= 3 {
+			return migrate.ItemError(errors.New("not now"))
+		}
+		return nil
+	}
+	migrate.NewEngine(nil).Run(t.Context(), job)
+	sink.PutErr = nil
+	if err := src.Expunge("INBOX", 1); err != nil { // copied, then deleted on the source
+		t.Fatal(err)
+	}
+	late := migratetest.FixtureMessage{Raw: []byte("Message-ID: <late@x>\r\nSubject: late\r\n\r\nhi\r\n"), InternalDate: time.Now()}
+	src.Append([]string{"INBOX"}, late)
+
+	rep := migrate.NewEngine(nil).Run(t.Context(), job)
+	inbox := rep.Mailboxes[0].Folders[0]
+	if rep.Lost() || inbox.FoundOnTarget != 1 || inbox.Copied != 3 || inbox.Listed != 4 {
+		t.Errorf("INBOX: %+v, want UID 2 found, UIDs 3, 4 and 5 copied", inbox)
+	}
+	if tot := rep.Totals(); tot.FoundOnTarget != fx.Count()-3 || tot.Copied != 3 {
+		t.Errorf("totals %+v", tot)
+	}
+	// UID 1 stays on the target, as it was: nothing is deleted.
+	if sink.Puts != fx.Count()+1 || len(sink.Items()) != fx.Count()+1 {
+		t.Errorf("%d Puts, %d items; want %d", sink.Puts, len(sink.Items()), fx.Count()+1)
+	}
+}
+
+// Copies made under another UIDVALIDITY of the folder name other
+// messages now: with the State gone, the folder is refused as it would be
+// with the State, rather than copied a second time.
+func TestEngineTargetOfAnotherUIDValidity(t *testing.T) {
+	c := copyOnce(t)
+	c.src.SetUIDValidity("INBOX", 777)
+	rep := migrate.NewEngine(nil).Run(t.Context(), c.job)
+	mr := rep.Mailboxes[0]
+	if !errors.Is(mr.Folders[0].Err, migrate.ErrUIDValidityChanged) || mr.Status != migrate.StatusCompletedWithErrors {
+		t.Errorf("INBOX: %s, error %q", mr.Status, mr.Folders[0].Error)
+	}
+	if c.sink.Puts != c.fx.Count() {
+		t.Errorf("%d Puts, want %d: INBOX copied again", c.sink.Puts, c.fx.Count())
+	}
+	if tot := rep.Totals(); tot.FoundOnTarget != c.fx.Count()-len(c.fx.Folders[0].Messages) {
+		t.Errorf("the other folders: %+v", tot)
+	}
+}
+
+// A message begun but never stored is not repaired with the copy of
+// another message that shares its Message-ID: one stamped with another
+// message's watermark, or one the State records for another UID.
+func TestEngineRepairNeverAdoptsAnotherMessagesCopy(t *testing.T) {
+	same := []byte("Message-ID: <same@x>\r\nSubject: twice\r\n\r\nhi\r\n")
+	failFirst := func(sink *migratetest.Sink, folder string, uid uint32) {
+		sink.PutErr = func(m *migrate.Message) error {
+			if m.ID.Folder == folder && m.UID == uid {
+				sink.PutErr = nil
+				return migrate.ItemError(errors.New("refused this time"))
+			}
+			return nil
+		}
+	}
+	t.Run("stamped for another message", func(t *testing.T) {
+		// Two source folders merged into one target folder, the same
+		// message in each.
+		fx := &migratetest.Fixture{Folders: []migratetest.FixtureFolder{
+			{Path: []string{"A"}, Messages: []migratetest.FixtureMessage{{Raw: same}}},
+			{Path: []string{"B"}, Messages: []migratetest.FixtureMessage{{Raw: same}}},
+		}}
+		merge := migrate.FolderMapperFunc(func(fs []migrate.Folder) ([]migrate.Target, error) {
+			out := make([]migrate.Target, len(fs))
+			for i := range fs {
+				out[i] = migrate.Target{Path: []string{"Merged"}}
+			}
+			return out, nil
+		})
+		sink := migratetest.NewSink()
+		failFirst(sink, "B", 1)
+		eng := migrate.NewEngine(&migrate.Options{Mapper: merge})
+		job := migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: sink}
+		if rep := eng.Run(t.Context(), job); rep.Totals().Failed != 1 {
+			t.Fatalf("first run: %+v", rep.Totals())
+		}
+		rep := eng.Run(t.Context(), job)
+		if tot := rep.Totals(); rep.Lost() || tot.Repaired != 0 || tot.Copied != 1 {
+			t.Errorf("rerun: %+v, want B's message copied, not repaired with A's", tot)
+		}
+		checkOneCopyEach(t, sink, "1000/1/A", "1001/1/B")
+	})
+	t.Run("recorded for another UID", func(t *testing.T) {
+		// A sink without watermarks; the same message twice in a folder.
+		fx := &migratetest.Fixture{Folders: []migratetest.FixtureFolder{
+			{Path: []string{"INBOX"}, Role: migrate.RoleInbox, Messages: []migratetest.FixtureMessage{{Raw: same}, {Raw: same}}},
+		}}
+		sink := migratetest.NewSink()
+		sink.Unstamped = func(*migrate.Message) bool { return true }
+		failFirst(sink, "INBOX", 2)
+		eng := migrate.NewEngine(nil)
+		job := migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: messageIDOnly{sink}}
+		if rep := eng.Run(t.Context(), job); rep.Totals().Failed != 1 {
+			t.Fatalf("first run: %+v", rep.Totals())
+		}
+		rep := eng.Run(t.Context(), job)
+		if tot := rep.Totals(); rep.Lost() || tot.Repaired != 0 || tot.Copied != 1 {
+			t.Errorf("rerun: %+v, want UID 2 copied, not repaired with UID 1's item", tot)
+		}
+		if n := len(sink.Items()); n != 2 {
+			t.Errorf("%d items on the sink, want 2", n)
+		}
+	})
+	t.Run("its own unstamped copy", func(t *testing.T) {
+		// Stored, not stamped, not committed: found by Message-ID, adopted.
+		fx := &migratetest.Fixture{Folders: []migratetest.FixtureFolder{
+			{Path: []string{"INBOX"}, Role: migrate.RoleInbox, Messages: []migratetest.FixtureMessage{{Raw: same}, {Raw: same}}},
+		}}
+		sink := migratetest.NewSink()
+		sink.Unstamped = func(*migrate.Message) bool { return true }
+		job := migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: messageIDOnly{sink}}
+		st := migrate.NewMemoryState()
+		crash := migrate.NewEngine(&migrate.Options{State: migratetest.KillCommit(st, func(migrate.SourceID) bool { return true })})
+		if rep := crash.Run(t.Context(), job); !rep.Lost() {
+			t.Fatalf("the crash did not show: %+v", rep.Totals())
+		}
+		stored := len(sink.Items()) // 1 or 2, as the Puts in flight went
+		rep := migrate.NewEngine(&migrate.Options{State: st}).Run(t.Context(), job)
+		if tot := rep.Totals(); rep.Lost() || tot.Repaired != stored || tot.Copied != 2-stored {
+			t.Errorf("rerun: %+v, want %d repaired, %d copied", tot, stored, 2-stored)
+		}
+		fs, err := st.Load(t.Context(), "a", "INBOX")
+		if err != nil {
+			t.Fatal(err)
+		}
+		one, two := fs.Records[1].ItemID, fs.Records[2].ItemID
+		if one == "" || two == "" || one == two || len(sink.Items()) != 2 {
+			t.Errorf("UIDs 1 and 2 recorded as items %q and %q, %d items on the sink; want two distinct", one, two, len(sink.Items()))
+		}
+	})
+}
+
+// checkOneCopyEach checks that the sink holds exactly one item stamped
+// with each of the watermarks, and nothing else.
+func checkOneCopyEach(t *testing.T, sink *migratetest.Sink, watermarks ...string) {
+	t.Helper()
+	n := map[string]int{}
+	for _, it := range sink.Items() {
+		n[it.Watermark]++
+	}
+	for _, w := range watermarks {
+		if n[w] != 1 {
+			t.Errorf("%d items stamped %s, want 1", n[w], w)
+		}
+	}
+	if len(sink.Items()) != len(watermarks) {
+		t.Errorf("%d items on the sink, want %d", len(sink.Items()), len(watermarks))
+	}
+}
+
+// A message whose body breaks off mid-read (a dropped connection) and
+// that the source then delivers again, as imapsrc does after
+// reconnecting, is copied from its second delivery: every message once,
+// none lost, whether bodies are read into memory or streamed.
+func TestEngineTakesRedeliveredMessages(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts migrate.Options
+	}{
+		{name: "buffered", opts: migrate.Options{}},
+		{name: "streamed", opts: migrate.Options{MaxPutsPerMailbox: 1}},
+		{name: "over the byte budget", opts: migrate.Options{MaxBytesInFlightPerMailbox: 500}},
+		{name: "deduplicated", opts: migrate.Options{Deduper: &migrate.MessageIDDeduper{}}},
+		{name: "listed in full", opts: migrate.Options{Filter: migrate.Filter{MaxSize: 1 << 20}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := bigFixture(15, 1000)
+			src, sink := migratetest.NewSource(fx), migratetest.NewSink()
+			src.Redeliver = func(f migrate.Folder, uid uint32) bool { return uid%4 == 2 } // 2, 6, 10, 14
+			rep := migrate.NewEngine(&tc.opts).Run(t.Context(), migrate.Job{Mailbox: "a", Source: src, Sink: sink})
+			tot := rep.Totals()
+			if rep.Lost() || tot.Copied != 15 || tot.Failed != 0 || tot.Vanished != 0 || tot.Duplicates != 0 {
+				t.Errorf("%s, totals %+v; want 15 copied", rep.Mailboxes[0].Status, tot)
+			}
+			if src.Redeliveries != 4 {
+				t.Errorf("%d messages delivered again, want 4", src.Redeliveries)
+			}
+			checkCopied(t, fx, sink)
+		})
+	}
+}
+
+// A message whose body breaks off and that the source never delivers
+// again is a failure of that message, reported as such, never a message
+// that vanished or was copied.
+func TestEngineReportsBodiesCutShort(t *testing.T) {
+	for _, puts := range []int{1, 4} {
+		t.Run(fmt.Sprintf("puts=%d", puts), func(t *testing.T) {
+			fx := bigFixture(5, 1000)
+			src := &cutOnce{Source: migratetest.NewSource(fx), uid: 3}
+			sink := migratetest.NewSink()
+			rep := migrate.NewEngine(&migrate.Options{MaxPutsPerMailbox: puts}).Run(t.Context(), migrate.Job{Mailbox: "a", Source: src, Sink: sink})
+			tot, mr := rep.Totals(), rep.Mailboxes[0]
+			if !rep.Lost() || tot.Copied != 4 || tot.Failed != 1 || tot.Vanished != 0 || sink.Puts != 4 {
+				t.Fatalf("%s, totals %+v, %d Puts", mr.Status, tot, sink.Puts)
+			}
+			if len(mr.Problems) != 1 || mr.Problems[0].UID != 3 || !errors.Is(mr.Problems[0].Err, migrate.ErrTransient) {
+				t.Errorf("problems %+v", mr.Problems)
+			}
+		})
+	}
+}
+
+// cutOnce is a Source that delivers the message uid with a body that
+// breaks off halfway, and never again.
+type cutOnce struct {
+	*migratetest.Source
+	uid uint32
+}
+
+func (c *cutOnce) Fetch(ctx context.Context, f migrate.Folder, uids []uint32, fn func(*migrate.Message) error) error {
+	return c.Source.Fetch(ctx, f, uids, func(m *migrate.Message) error {
+		if m.UID != c.uid {
+			return fn(m)
+		}
+		cut := *m
+		cut.Body = io.MultiReader(io.LimitReader(m.Body, m.Size/2), errReader{migrate.TransientError(errors.New("connection reset"))})
+		fn(&cut)
+		return nil // the source goes on with the next message
+	})
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
