@@ -1,12 +1,12 @@
 // Command imap2exchange migrates a batch of mailboxes from an IMAP server
 // into Exchange Online, the way Exchange's own IMAP migration batch does:
 // an IMAP endpoint, a CSV of mailboxes (EmailAddress, UserName, Password,
-// UserRoot), a journal that makes every later run an incremental sync,
+// UserRoot), a state file that makes every later run an incremental sync,
 // and reports.
 //
 //	export MAILFERRY_CLIENT_SECRET=...      # the app registration's secret
 //	go run ./examples/imap2exchange -imap imap.example.com:993 -csv batch.csv \
-//	    -tenant <tenant id> -client-id <app id> -state batch.journal -report report.json
+//	    -tenant <tenant id> -client-id <app id> -state batch.state -report report.json
 //
 // Run it again until cutover: only new messages and changed flags are
 // carried. Secrets come from the environment, never from flags (which
