@@ -38,6 +38,16 @@ type hostile struct {
 	fetch func(w *imapserver.FetchWriter, uids imap.UIDSet, opts *imap.FetchOptions) error
 }
 
+// serveMessages makes every FETCH answer with msgs instead of the
+// server's own messages.
+func (h *hostile) serveMessages(msgs []fakeMessage) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.fetch = func(w *imapserver.FetchWriter, uids imap.UIDSet, opts *imap.FetchOptions) error {
+		return writeFetch(w, uids, opts, msgs)
+	}
+}
+
 func startHostile(t *testing.T, fx *migratetest.Fixture) *hostile {
 	t.Helper()
 	h := &hostile{statusNo: map[string]bool{}}
@@ -176,11 +186,7 @@ func TestFetchBodyLargerThanDeclared(t *testing.T) {
 		MaxMessageSize: 1 << 20})
 	closeSrc(t, src)
 	f := inbox(t, src)
-	h.mu.Lock()
-	h.fetch = func(w *imapserver.FetchWriter, uids imap.UIDSet, opts *imap.FetchOptions) error {
-		return writeFetch(w, uids, opts, msgs)
-	}
-	h.mu.Unlock()
+	h.serveMessages(msgs)
 	var got []uint32
 	err := src.Fetch(context.Background(), f, []uint32{1, 2, 3}, func(m *migrate.Message) error {
 		got = append(got, m.UID)
@@ -221,11 +227,7 @@ func TestListHugeMessageIDLiteral(t *testing.T) {
 	src := plain(h.addr, "alice", "secret")
 	closeSrc(t, src)
 	f := inbox(t, src)
-	h.mu.Lock()
-	h.fetch = func(w *imapserver.FetchWriter, uids imap.UIDSet, opts *imap.FetchOptions) error {
-		return writeFetch(w, uids, opts, msgs)
-	}
-	h.mu.Unlock()
+	h.serveMessages(msgs)
 	var got []migrate.MessageInfo
 	var before, after runtime.MemStats
 	runtime.GC()
