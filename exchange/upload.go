@@ -38,7 +38,8 @@ const (
 // listed (attachmentArrived) before it is sent again, so that a lost
 // answer does not make a second copy of the attachment. An upload session
 // needs no guard: its attachment exists only once all its bytes are in,
-// and a session whose answer was lost is left to expire.
+// and a session whose answer was lost is left to expire (but see
+// uploadAttachment for the answer to its last range).
 func (mb *Mailbox) addAttachment(ctx context.Context, msgID string, p *parsedMessage, a *mimeAttachment, alike int) error {
 	if base64.StdEncoding.EncodedLen(int(a.size))+1024 <= maxRequest || a.size < minUploadSession {
 		b, err := p.content(a)
@@ -56,7 +57,7 @@ func (mb *Mailbox) addAttachment(ctx context.Context, msgID string, p *parsedMes
 		}
 		return err
 	}
-	return mb.uploadAttachment(ctx, msgID, p, a)
+	return mb.uploadAttachment(ctx, msgID, p, a, alike)
 }
 
 // attachmentArrived lists the attachments of message msgID, by name, size
@@ -116,7 +117,13 @@ func (mb *Mailbox) attachmentArrived(ctx context.Context, msgID string, a *mimeA
 // createUploadSession with the AttachmentItem, then PUT the bytes in
 // order, uploadChunk at a time, to the uploadUrl, without an
 // Authorization header (the URL is pre-authenticated).
-func (mb *Mailbox) uploadAttachment(ctx context.Context, msgID string, p *parsedMessage, a *mimeAttachment) error {
+//
+// The last range completes the attachment and ends the session, so when
+// its answer is lost (a dropped connection), the retry finds the session
+// gone (404) although the attachment is there: a 404 to the last range
+// is answered by looking for the attachment (attachmentArrived, alike as
+// for addAttachment) before it counts as a failure.
+func (mb *Mailbox) uploadAttachment(ctx context.Context, msgID string, p *parsedMessage, a *mimeAttachment, alike int) error {
 	item := map[string]any{
 		"attachmentType": "file",
 		"name":           a.name,
@@ -145,6 +152,12 @@ func (mb *Mailbox) uploadAttachment(ctx context.Context, msgID string, p *parsed
 			return fmt.Errorf("read spooled attachment: %w", err)
 		}
 		next, err := mb.putChunk(ctx, sess.UploadURL, buf[:n], off, a.size)
+		var ge *GraphError
+		if err != nil && off+n == a.size && errors.As(err, &ge) && ge.StatusCode == http.StatusNotFound {
+			if id, aerr := mb.attachmentArrived(ctx, msgID, a, alike); aerr == nil && id != "" {
+				return nil
+			}
+		}
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailferry/mailferry/exchange/exchangetest"
 	"github.com/mailferry/mailferry/migrate"
 )
 
@@ -102,6 +103,32 @@ func TestAttachmentLostAnswer(t *testing.T) {
 			checkJSONCopy(t, e, id, tm, m)
 			if n := e.srv.Stats().ByRoute[route]; n != 1 {
 				t.Errorf("Exchange received %d POSTs of the attachment, want 1", n)
+			}
+		})
+	}
+}
+
+// TestUploadLastRangeLostAnswer: the answer to the PUT of an upload
+// session's last range is lost, after Exchange stored it (which completes
+// the attachment and ends the session) or before it reached Exchange. The
+// retry finds the session gone (404) in the first case: Put looks for the
+// attachment instead of failing the message. Either way the attachment
+// is there once, whole.
+func TestUploadLastRangeLostAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		stored bool
+	}{{"stored", true}, {"lost on the way", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			e.srv.FailNextUpload(exchangetest.UploadFault{Stored: tc.stored})
+			// One attachment over 3 MB: one upload session of one range.
+			tm := genMessage(13, 3<<20+1000)
+			m := genPut(tm, 13, migrate.FlagSeen)
+			id := e.put(t, e.wellKnown(t, "inbox"), m)
+			checkJSONCopy(t, e, id, tm, m)
+			if n := e.srv.Stats().ByRoute["PUT /api/v2.0/Users('{user}')/Messages('{id}')/AttachmentSessions('{id}')"]; n != 2 {
+				t.Errorf("%d PUTs to the upload session, want 2 (the lost one and its retry)", n)
 			}
 		})
 	}

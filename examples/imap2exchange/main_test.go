@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -172,13 +175,39 @@ func checkPrivate(t *testing.T, dir string, names ...string) {
 }
 
 // TestMain runs the command itself, as a child process of a test, when
-// IMAP2EXCHANGE_MAIN is set (see TestSIGTERM).
+// IMAP2EXCHANGE_MAIN is set (see TestSIGTERM). IMAP2EXCHANGE_FSIZE, when
+// set too, limits the size of the files it writes (RLIMIT_FSIZE, as
+// ulimit -f does; see TestFaultsDiskFull).
 func TestMain(m *testing.M) {
 	if os.Getenv("IMAP2EXCHANGE_MAIN") == "1" {
+		if v := os.Getenv("IMAP2EXCHANGE_FSIZE"); v != "" {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err == nil {
+				err = syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: n, Max: n})
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "IMAP2EXCHANGE_FSIZE:", err)
+				os.Exit(3)
+			}
+		}
 		main()
 		return
 	}
+	moreParallel()
 	os.Exit(m.Run())
+}
+
+// moreParallel lets 8 parallel tests run at once unless -test.parallel
+// says otherwise: the fault suite's tests mostly wait (the command paces
+// uploads to Exchange Online's budget, 0.5 MB/s per mailbox), so the
+// default, one per CPU, would make the package take their sum.
+func moreParallel() {
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		flag.Set("test.parallel", "8")
+	}
 }
 
 // blockingGraph serves the emulator g, but once after messages have been

@@ -15,8 +15,8 @@
 // with AddMailbox (case-insensitive); a folder {id} is a folder id or a
 // well-known name. The server inspects (Folders, Messages, Message, with
 // each message's Attachments), injects faults (FailNext, ResetNext,
-// RejectMIME, SetQuotaExceeded, AddUserWithoutMailbox) and counts (Stats,
-// Budget, TimeScale).
+// FailNextUpload, RejectMIME, SetQuotaExceeded, AddUserWithoutMailbox)
+// and counts (Stats, Budget, TimeScale).
 //
 // # Endpoints
 //
@@ -201,7 +201,9 @@
 // Fault injection: FailNext answers the next n requests with a status
 // (429 carries ApplicationThrottled; Retry-After in whole seconds, rounded
 // up); ResetNext closes the next n connections without a response;
-// RejectMIME refuses chosen MIME; SetQuotaExceeded fills a mailbox.
+// FailNextUpload fails the next PUTs to upload sessions (a status, or the
+// connection closed before or after the bytes are stored); RejectMIME
+// refuses chosen MIME; SetQuotaExceeded fills a mailbox.
 //
 // Not emulated: item and reference attachments, events, the expiry of
 // upload sessions, folder update/delete, move/copy, delta queries,

@@ -1,6 +1,7 @@
 package exchangetest
 
 import (
+	"io"
 	"net/http"
 	"time"
 )
@@ -32,6 +33,71 @@ func (s *Server) ResetNext(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.resets += n
+}
+
+// UploadFault is a fault that FailNextUpload injects into one PUT of an
+// upload session's bytes to its uploadUrl
+// (https://learn.microsoft.com/graph/outlook-large-attachments).
+type UploadFault struct {
+	// Status, when not 0, is the status the PUT is answered with (429, 503
+	// and 504 as FailNext answers them, any other with a Graph error
+	// body); the bytes are not stored.
+	Status int
+	// Stored, when Status is 0, closes the connection without a response
+	// after the bytes were stored, as an answer lost on its way back:
+	// the client does not know that the range arrived. Without it the
+	// connection is closed once the bytes are read, before they are
+	// stored, as a connection dropped on the way.
+	Stored bool
+}
+
+// FailNextUpload makes the next PUTs to upload sessions' uploadUrls, one
+// per fault and in order, fail as the faults say; every other request is
+// served as usual. Calls add up.
+func (s *Server) FailNextUpload(faults ...UploadFault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.uploadFaults = append(s.uploadFaults, faults...)
+}
+
+// takeUploadFault takes the next upload fault (FailNextUpload) when r is
+// a PUT to an uploadUrl.
+func (s *Server) takeUploadFault(r *http.Request) (UploadFault, bool) {
+	if r.Method != http.MethodPut {
+		return UploadFault{}, false
+	}
+	if _, ok := parseUploadPath(r.URL.EscapedPath()); !ok {
+		return UploadFault{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.uploadFaults) == 0 {
+		return UploadFault{}, false
+	}
+	f := s.uploadFaults[0]
+	s.uploadFaults = s.uploadFaults[1:]
+	return f, true
+}
+
+// serveUploadFault answers a PUT to an uploadUrl with the fault f.
+func (s *Server) serveUploadFault(w http.ResponseWriter, c *call, r *http.Request, f UploadFault) {
+	if f.Stored && f.Status == 0 {
+		_ = s.serveWire(c, r) // stored, counted; the answer is lost
+		dropConnection(w)
+		return
+	}
+	_, _ = io.Copy(io.Discard, r.Body)
+	s.mu.Lock()
+	s.countRequest(r.Method + " " + uploadTemplate)
+	if f.Status == http.StatusTooManyRequests {
+		s.countThrottled("Injected")
+	}
+	s.mu.Unlock()
+	if f.Status == 0 {
+		dropConnection(w)
+		return
+	}
+	writeReply(w, faultReply(c, fault{status: f.Status}))
 }
 
 // RejectMIME makes every MIME import (importMime or MIME create) whose

@@ -50,6 +50,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		scheme = "https"
 	}
 	c := &call{method: r.Method, header: r.Header, query: r.URL.Query(), requestID: newRequestID(), base: scheme + "://" + r.Host}
+	if f, ok := s.takeUploadFault(r); ok {
+		s.serveUploadFault(w, c, r, f)
+		return
+	}
 	writeReply(w, s.serveWire(c, r))
 }
 

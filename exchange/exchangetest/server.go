@@ -67,10 +67,12 @@ type Server struct {
 	sessions  map[string]*uploadSession
 	faults    []fault
 	resets    int
-	reject    func([]byte) bool
-	stats     Stats
-	budgets   map[*mailbox]*budgetState
-	seq       int64
+	// uploadFaults are the faults of the next PUTs to uploadUrls.
+	uploadFaults []UploadFault
+	reject       func([]byte) bool
+	stats        Stats
+	budgets      map[*mailbox]*budgetState
+	seq          int64
 }
 
 // NewServer starts a Server on 127.0.0.1 with a random port, over plain

@@ -18,6 +18,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -98,11 +99,28 @@ type Server struct {
 	mailDir   string // users' homes are mailDir/<user>
 	ids       *identities
 	layout    string
-	cmd       *exec.Cmd
-	done      chan struct{} // closed when the master process has exited
-	waitErr   error
+	bin       string
+
+	mu      sync.Mutex
+	proc    *process // the running master (replaced by Restart)
+	stopped bool
 
 	stopOnce sync.Once
+}
+
+// process is one run of the Dovecot master process.
+type process struct {
+	cmd  *exec.Cmd
+	out  bytes.Buffer  // its stdout and stderr
+	done chan struct{} // closed when it has exited
+	err  error         // cmd.Wait's, once done is closed
+}
+
+// kill ends the master and every process it started (its process group)
+// with SIGKILL, as a crash would, and waits for the master to exit.
+func (p *process) kill() {
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
 }
 
 // Start starts a Dovecot for the test and stops it at t.Cleanup. It returns
@@ -329,18 +347,6 @@ service imap-login {
 		return nil, err
 	}
 
-	cmd := exec.Command(bin, "-F", "-c", confPath)
-	cmd.Dir = dir
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	// Its own process group, so that Stop can end every process of this
-	// server; and killed with the test binary should that die before
-	// its cleanups run (a test timeout's panic, for one).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
 	s := &Server{
 		dir:     dir,
 		conf:    confPath,
@@ -350,15 +356,39 @@ service imap-login {
 		ids:     ids,
 		certs:   certs,
 		layout:  layout,
-		cmd:     cmd,
-		done:    make(chan struct{}),
+		bin:     bin,
 	}
 	if certs != nil {
 		s.tlsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(tlsPort))
 	}
+	p, err := s.spawn()
+	if err != nil {
+		if errors.Is(err, errAddrInUse) {
+			return nil, fmt.Errorf("port %d: %w", port, err)
+		}
+		return nil, err
+	}
+	s.proc = p
+	return s, nil
+}
+
+// spawn starts the master process with s's configuration and returns
+// once the IMAP port accepts connections.
+func (s *Server) spawn() (*process, error) {
+	p := &process{cmd: exec.Command(s.bin, "-F", "-c", s.conf), done: make(chan struct{})}
+	p.cmd.Dir = s.dir
+	p.cmd.Stdout = &p.out
+	p.cmd.Stderr = &p.out
+	// Its own process group, so that Stop can end every process of this
+	// server; and killed with the test binary should that die before
+	// its cleanups run (a test timeout's panic, for one).
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", s.bin, err)
+	}
 	go func() {
-		s.waitErr = cmd.Wait()
-		close(s.done)
+		p.err = p.cmd.Wait()
+		close(p.done)
 	}()
 
 	deadline := time.Now().Add(10 * time.Second)
@@ -366,24 +396,70 @@ service imap-login {
 		c, err := net.DialTimeout("tcp", s.addr, time.Second)
 		if err == nil {
 			c.Close()
-			break
+			return p, nil
 		}
 		select {
-		case <-s.done:
-			log, _ := os.ReadFile(logPath)
-			msg := out.String() + string(log)
+		case <-p.done:
+			log, _ := os.ReadFile(s.logPath)
+			msg := p.out.String() + string(log)
 			if strings.Contains(msg, "Address already in use") {
-				return nil, fmt.Errorf("port %d: %w", port, errAddrInUse)
+				return nil, errAddrInUse
 			}
-			return nil, fmt.Errorf("dovecot exited (%v):\n%s", s.waitErr, msg)
+			return nil, fmt.Errorf("dovecot exited (%v):\n%s", p.err, msg)
 		case <-time.After(5 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			s.Stop()
-			return nil, fmt.Errorf("dovecot did not listen on %s within 10s:\n%s%s", s.addr, out.String(), s.Log())
+			p.kill()
+			return nil, fmt.Errorf("dovecot did not listen on %s within 10s:\n%s%s", s.addr, p.out.String(), s.Log())
 		}
 	}
-	return s, nil
+}
+
+// Restart ends the server as a crash would (SIGKILL to the master and to
+// every process it started), leaves it down for down, then starts it
+// again on the same address with the same configuration, users and mail,
+// and returns once it accepts connections. Sessions open before it see
+// their connections drop, and connections attempted while it is down are
+// refused, as during the restart of a real server. Unlike the other
+// methods it does not fail the test but returns its error, so that it can
+// be called from any goroutine (an event handler, a timer). Restarting a
+// stopped server is an error.
+//
+// A process killed while it creates a Maildir dotlock
+// (dovecot-uidlist.lock) leaves it empty, and Dovecot then waits two
+// minutes for it to go stale before it opens that folder again; since no
+// process of the server is left to hold one, Restart removes the
+// dotlocks before it starts the server again.
+func (s *Server) Restart(down time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return errors.New("dovecottest: Restart after Stop")
+	}
+	s.proc.kill()
+	err := filepath.WalkDir(s.mailDir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(d.Name(), ".lock") {
+			err = os.Remove(path)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("dovecottest: restart: remove dotlocks: %w", err)
+	}
+	time.Sleep(down)
+	// The port was Dovecot's a moment ago; should the system not let it go
+	// at once, try again for a little while.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		var p *process
+		if p, err = s.spawn(); err == nil {
+			s.proc = p
+			return nil
+		}
+		if !errors.Is(err, errAddrInUse) || time.Now().After(deadline) {
+			return fmt.Errorf("dovecottest: restart on %s: %w", s.addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // Addr returns the server's plaintext IMAP address, "127.0.0.1:port"
@@ -457,7 +533,9 @@ func (s *Server) DropConnections() int {
 
 // children returns the pids of the master's direct children named comm.
 func (s *Server) children(comm string) ([]int, error) {
-	master := s.cmd.Process.Pid
+	s.mu.Lock()
+	master := s.proc.cmd.Process.Pid
+	s.mu.Unlock()
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, fmt.Errorf("list processes: %w", err)
@@ -497,9 +575,11 @@ func (s *Server) Stop() {
 		// Dovecot's graceful shutdown waits about a second for its
 		// children; nothing here needs to survive, so kill the whole
 		// process group (the master and every process it started).
-		pgid := s.cmd.Process.Pid
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		<-s.done
+		s.mu.Lock()
+		s.stopped = true
+		p := s.proc
+		s.mu.Unlock()
+		p.kill()
 		if s.removeDir != "" {
 			os.RemoveAll(s.removeDir)
 		}

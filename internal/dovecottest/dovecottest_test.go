@@ -121,6 +121,59 @@ func TestStop(t *testing.T) {
 	s.Stop() // idempotent
 }
 
+// TestRestart restarts a server with a message in it: the sessions open
+// before see their connections drop, the server is refused while down,
+// then answers on the same address with the same users and mail.
+func TestRestart(t *testing.T) {
+	s := dovecottest.Start(t, nil)
+	c := imapsrctest.Client(t, s.Addr(), "alice", "secret")
+	msg := "Subject: kept\r\n\r\nacross a restart\r\n"
+	app := c.Append("INBOX", int64(len(msg)), nil)
+	if _, err := app.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	addr := s.Addr()
+	down := make(chan struct{})
+	restarted := make(chan error, 1)
+	go func() {
+		close(down)
+		restarted <- s.Restart(300 * time.Millisecond)
+	}()
+	<-down
+	select {
+	case <-c.Closed():
+	case <-time.After(5 * time.Second):
+		t.Fatal("connection still open after Restart")
+	}
+	if err := <-restarted; err != nil {
+		t.Fatal(err)
+	}
+	if s.Addr() != addr {
+		t.Errorf("address %s after Restart, was %s", s.Addr(), addr)
+	}
+	c2 := imapsrctest.Client(t, addr, "alice", "secret")
+	sel, err := c2.Select("INBOX", nil).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sel.NumMessages != 1 {
+		t.Errorf("INBOX holds %d messages after Restart, want 1", sel.NumMessages)
+	}
+	s.Stop()
+	if err := s.Restart(0); err == nil {
+		t.Error("Restart after Stop succeeded")
+	}
+}
+
 func TestTLS(t *testing.T) {
 	s := dovecottest.Start(t, &dovecottest.Options{TLS: true})
 	cfg := &tls.Config{RootCAs: s.RootCAs(), ServerName: "127.0.0.1"}

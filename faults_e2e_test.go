@@ -1,0 +1,552 @@
+package mailferry_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mailferry/mailferry/exchange"
+	"github.com/mailferry/mailferry/exchange/exchangetest"
+	"github.com/mailferry/mailferry/imapsrc"
+	"github.com/mailferry/mailferry/imapsrc/imapsrctest"
+	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/migrate"
+	"github.com/mailferry/mailferry/migrate/boltstate"
+	"github.com/mailferry/mailferry/migrate/migratetest"
+)
+
+// This file holds the library-level cases of the fault suite ("nothing
+// twice, whatever happens"): a real Dovecot, the Engine with a bolt state,
+// the exchange sink and the Graph emulator, with a fault injected while a
+// batch of several mailboxes runs: Dovecot restarted, 429, 503 and 504
+// storms, the emulator's own budget overrun, and connections reset during
+// upload sessions. Each case ends with every source message in the target
+// exactly once, complete, and nothing failed. The cases of the command
+// (killed, state deleted or damaged, disk full, two processes) are in
+// examples/imap2exchange/fault_test.go.
+//
+// By default they run in a short form, part of go test ./...; with
+// MAILFERRY_FAULTS=full they run on more messages:
+//
+//	MAILFERRY_FAULTS=full go test -run Faults -v . ./examples/imap2exchange
+
+// TestMain lets 8 parallel tests run at once unless -test.parallel says
+// otherwise: the fault suite's tests mostly wait (Retry-After, backoff, a
+// Dovecot down), so the default, one per CPU, would make the package take
+// their sum.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		flag.Set("test.parallel", "8")
+	}
+	os.Exit(m.Run())
+}
+
+// faultsFull reports whether the fault suite runs in its full form.
+func faultsFull() bool { return os.Getenv("MAILFERRY_FAULTS") == "full" }
+
+// faultMessage returns message n of a fault fixture: a short text (with
+// pad more bytes of text), or, with attachment > 0, a message carrying a
+// file attachment of that many pseudo-random bytes (returned too), named
+// big-<n>.bin.
+func faultMessage(n, pad, attachment int) (raw, payload []byte) {
+	head := fmt.Sprintf("Message-ID: <fault-%d@mailferry.test>\r\nDate: Mon, 04 Mar 2024 09:%02d:00 +0100\r\n"+
+		"From: Grace <grace@example.org>\r\nTo: alice@example.com\r\nSubject: Fault suite message %d\r\nMIME-Version: 1.0\r\n",
+		n, n%60, n)
+	if attachment == 0 {
+		filler := strings.Repeat("All work and no play makes a dull migration.\r\n", pad/46)
+		return []byte(head + "Content-Type: text/plain; charset=us-ascii\r\n\r\nMessage " + fmt.Sprint(n) + " of the fault suite.\r\n" + filler), nil
+	}
+	payload = make([]byte, attachment)
+	var seed [32]byte
+	copy(seed[:], fmt.Sprintf("mailferry fault payload %d", n))
+	rand.NewChaCha8(seed).Read(payload)
+	var b bytes.Buffer
+	b.WriteString(head + "Content-Type: multipart/mixed; boundary=\"fault-b\"\r\n\r\n" +
+		"--fault-b\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nThe file is attached.\r\n" +
+		"--fault-b\r\nContent-Type: application/octet-stream; name=\"big-" + fmt.Sprint(n) + ".bin\"\r\n" +
+		"Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"big-" + fmt.Sprint(n) + ".bin\"\r\n\r\n")
+	enc := base64.StdEncoding.EncodeToString(payload)
+	for len(enc) > 76 {
+		b.WriteString(enc[:76] + "\r\n")
+		enc = enc[76:]
+	}
+	b.WriteString(enc + "\r\n--fault-b--\r\n")
+	return b.Bytes(), payload
+}
+
+// faultFixture is the sample mailbox with small more messages (of about
+// pad bytes more) in INBOX and a folder "Bulk", and one message per entry
+// of large, with an attachment of that many bytes, in a folder "Large".
+// It returns the attachments by Message-ID.
+func faultFixture(small, pad int, large ...int) (*migratetest.Fixture, map[string][]byte) {
+	fx := migratetest.Sample()
+	date := time.Date(2024, time.March, 4, 9, 0, 0, 0, time.UTC)
+	bulk := migratetest.FixtureFolder{Path: []string{"Bulk"}}
+	for i := range small {
+		raw, _ := faultMessage(100+i, pad, 0)
+		m := migratetest.FixtureMessage{Raw: raw, InternalDate: date.Add(time.Duration(i) * time.Minute)}
+		if i%3 == 0 {
+			m.Flags = []migrate.Flag{migrate.FlagSeen}
+		}
+		if i%2 == 0 {
+			fx.Folders[0].Messages = append(fx.Folders[0].Messages, m)
+		} else {
+			bulk.Messages = append(bulk.Messages, m)
+		}
+	}
+	fx.Folders = append(fx.Folders, bulk)
+	payloads := map[string][]byte{}
+	big := migratetest.FixtureFolder{Path: []string{"Large"}}
+	for i, size := range large {
+		raw, payload := faultMessage(10000+i, 0, size)
+		m := migratetest.FixtureMessage{Raw: raw, InternalDate: date.Add(time.Duration(i) * time.Hour), Flags: []migrate.Flag{migrate.FlagSeen}}
+		big.Messages = append(big.Messages, m)
+		payloads[m.MessageID()] = payload
+	}
+	if len(big.Messages) > 0 {
+		fx.Folders = append(fx.Folders, big)
+	}
+	return fx, payloads
+}
+
+// checkExactlyOnce fails t unless user's mailbox holds every message of
+// fx exactly once (CheckFixture: by content, folder and flags, and
+// nothing else), each item stamped with a watermark of its own (so none
+// is a partial copy), and each attachment of payloads whole, once.
+func checkExactlyOnce(t *testing.T, graph *exchangetest.Server, user string, fx *migratetest.Fixture, payloads map[string][]byte) {
+	t.Helper()
+	for _, d := range graph.CheckFixture(user, fx) {
+		t.Errorf("%s: %s", user, d)
+	}
+	seen := map[string]string{}
+	for _, m := range graph.Messages(user) {
+		wm, ok := m.ExtendedProperties[exchange.WatermarkProperty]
+		if !ok {
+			t.Errorf("%s: item %s (%q) has no watermark: a partial copy", user, m.ID, m.Subject)
+			continue
+		}
+		if other, dup := seen[wm]; dup {
+			t.Errorf("%s: items %s and %s both carry the watermark %s", user, other, m.ID, wm)
+		}
+		seen[wm] = m.ID
+		payload, large := payloads[m.InternetMessageID]
+		if !large {
+			continue
+		}
+		n := 0
+		for _, a := range m.Attachments {
+			if strings.HasPrefix(a.Name, "big-") {
+				n++
+				if !bytes.Equal(a.Content, payload) {
+					t.Errorf("%s: %s: attachment %s holds %d bytes, not the %d sent", user, m.InternetMessageID, a.Name, len(a.Content), len(payload))
+				}
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s: %s has %d copies of its large attachment, want 1", user, m.InternetMessageID, n)
+		}
+	}
+}
+
+// checkReport fails t unless every mailbox of rep completed with nothing
+// failed.
+func checkReport(t *testing.T, rep *migrate.Report) {
+	t.Helper()
+	for _, mb := range rep.Mailboxes {
+		if mb.Status != migrate.StatusCompleted {
+			t.Errorf("%s: %s: %s", mb.Mailbox, mb.Status, mb.Error)
+		}
+		for _, f := range mb.Folders {
+			if f.Error != "" {
+				t.Errorf("%s: folder %s: %s", mb.Mailbox, f.Source, f.Error)
+			}
+		}
+		for _, p := range mb.Problems {
+			t.Errorf("%s: %s UID %d: %s: %s", mb.Mailbox, p.Folder, p.UID, p.Action, p.Reason)
+		}
+		if tot := mb.Totals(); tot.Failed != 0 || tot.Degraded != 0 {
+			t.Errorf("%s: %d failed, %d degraded", mb.Mailbox, tot.Failed, tot.Degraded)
+		}
+	}
+}
+
+// faultWorld is a batch of mailboxes on one Dovecot, each seeded with the
+// same fixture, and an emulator holding their targets.
+type faultWorld struct {
+	fx       *migratetest.Fixture
+	payloads map[string][]byte
+	dc       *dovecottest.Server
+	users    map[string]string // IMAP user -> password
+	graph    *exchangetest.Server
+	client   *exchange.Client
+	state    *boltstate.State
+	storms   stormFront // in front of graph: the client's Graph
+}
+
+// stormFront serves the emulator, except that during a storm every
+// request is answered with the storm's fault (FailNext, one per request),
+// as during an outage or a throttling episode of Exchange Online.
+type stormFront struct {
+	g      *exchangetest.Server
+	mu     sync.Mutex
+	until  time.Time
+	status int
+	after  time.Duration
+	hits   int
+}
+
+// storm makes every request of the next d answer status, with a
+// Retry-After of after (none when 0).
+func (f *stormFront) storm(d time.Duration, status int, after time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.until, f.status, f.after = time.Now().Add(d), status, after
+}
+
+// failed returns the number of requests failed by storms so far.
+func (f *stormFront) failed() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.hits
+}
+
+func (f *stormFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	on, status, after := time.Now().Before(f.until), f.status, f.after
+	if on {
+		f.hits++
+	}
+	f.mu.Unlock()
+	if on {
+		f.g.FailNext(1, status, after)
+	}
+	f.g.ServeHTTP(w, r)
+}
+
+// newFaultWorld starts Dovecot with users u1... (mailboxes of them),
+// seeds each with fx, and starts the emulator (eopts) and a client for
+// it (xopts: nil turns pacing off; Credential and BaseURL are set here),
+// and opens a bolt state.
+func newFaultWorld(t *testing.T, mailboxes int, fx *migratetest.Fixture, payloads map[string][]byte,
+	eopts *exchangetest.Options, xopts *exchange.Options) *faultWorld {
+	t.Helper()
+	w := &faultWorld{fx: fx, payloads: payloads, users: map[string]string{}}
+	for i := range mailboxes {
+		w.users[fmt.Sprintf("u%d", i+1)] = fmt.Sprintf("u%d-dovecot-pw", i+1)
+	}
+	w.dc = dovecottest.Start(t, &dovecottest.Options{Users: w.users})
+	for u, pw := range w.users {
+		if err := imapsrctest.Seed(w.dc.Addr(), u, pw, fx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.graph = exchangetest.NewServer(eopts)
+	t.Cleanup(w.graph.Close)
+	w.storms.g = w.graph
+	front := httptest.NewServer(&w.storms)
+	t.Cleanup(front.Close)
+	o := exchange.Options{Budget: &exchange.Budget{}}
+	if xopts != nil {
+		o = *xopts
+	}
+	o.Credential, o.BaseURL = exchange.StaticToken("faults"), front.URL
+	var err error
+	if w.client, err = exchange.NewClient(&o); err != nil {
+		t.Fatal(err)
+	}
+	for u := range w.users {
+		w.graph.AddMailbox(u + "@contoso.com")
+	}
+	if w.state, err = boltstate.Open(filepath.Join(t.TempDir(), "state.db"), nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.state.Close() })
+	return w
+}
+
+// jobs returns one job per user, each with a new IMAP source.
+func (w *faultWorld) jobs(t *testing.T) []migrate.Job {
+	var jobs []migrate.Job
+	for u, pw := range w.users {
+		src := newSource(t, &imapsrc.Options{Addr: w.dc.Addr(), Username: u, Password: pw})
+		jobs = append(jobs, migrate.Job{Mailbox: u + "@contoso.com", Source: src, Sink: w.client.Mailbox(u + "@contoso.com")})
+	}
+	return jobs
+}
+
+// check fails t unless every mailbox holds its messages exactly once.
+func (w *faultWorld) check(t *testing.T) {
+	t.Helper()
+	for u := range w.users {
+		checkExactlyOnce(t, w.graph, u+"@contoso.com", w.fx, w.payloads)
+	}
+}
+
+// TestFaultsDovecotRestart restarts Dovecot (killed, then started again on
+// the same port with the same mail) while a batch of three mailboxes is
+// being read: each time a mailbox begins copying its folder "Bulk", so
+// that a fetch is under way.
+//
+//   - restart: Dovecot is back within a few tens of milliseconds; imapsrc
+//     reconnects and resumes within the run, which ends with every
+//     message copied exactly once and nothing failed. Once in the short
+//     form, three times in the full form.
+//   - outage: Dovecot is down for 0.6 s. imapsrc gives up reconnecting
+//     after about 0.3 s (imapsrc.MaxReconnects attempts, 0, 100 and
+//     200 ms apart), so the run fails the folders it had not read; the
+//     next run copies them, and every message ends up there exactly once.
+func TestFaultsDovecotRestart(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		down     time.Duration
+		restarts int
+	}{
+		{"restart", 0, 1},
+		{"outage", 600 * time.Millisecond, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			small := 30
+			if faultsFull() {
+				small = 300
+				if tc.down == 0 {
+					tc.restarts = 3
+				}
+			}
+			// Bulk's messages are of 32 KB, so that its fetch is not over
+			// as soon as it begins.
+			fx, payloads := faultFixture(small, 32<<10, 3<<20+1000)
+			w := newFaultWorld(t, 3, fx, payloads, nil, nil)
+			total := 3 * fx.Count()
+			var mu sync.Mutex
+			var restartErrs []error
+			var wg sync.WaitGroup
+			started := 0
+			// Bodies are read only a little ahead of the Puts, so that
+			// reading lasts as long as the batch (the large message is
+			// streamed from Dovecot into its Put).
+			opts := &migrate.Options{State: w.state, MaxBytesInFlightPerMailbox: 64 << 10, OnEvent: func(e migrate.Event) {
+				if e.Kind != migrate.EventFolderStarted || e.Folder != "Bulk" || started >= tc.restarts {
+					return
+				}
+				started++
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					start := time.Now()
+					err := w.dc.Restart(tc.down)
+					mu.Lock()
+					restartErrs = append(restartErrs, err)
+					mu.Unlock()
+					t.Logf("Dovecot restarted as %s began Bulk, in %v", e.Mailbox, time.Since(start).Round(time.Millisecond))
+				}()
+			}}
+			rep := migrate.NewEngine(opts).Run(t.Context(), w.jobs(t)...)
+			wg.Wait()
+			if len(restartErrs) != tc.restarts {
+				t.Fatalf("%d restarts, want %d", len(restartErrs), tc.restarts)
+			}
+			for _, err := range restartErrs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			reconnects := 0
+			for _, mb := range rep.Mailboxes {
+				reconnects += mb.Reconnects
+			}
+			// The batch went on after the last restart: sessions were
+			// opened again (a connection found dead between two commands
+			// is replaced without counting as a reconnect, one lost under
+			// a command counts).
+			log := w.dc.Log()
+			after := log[strings.LastIndex(log, "starting up"):]
+			if logins := strings.Count(after, "Login: user="); logins == 0 {
+				t.Errorf("no IMAP login after the last restart: the batch was over")
+			}
+			copied := rep.Totals().Copied
+			t.Logf("%d restarts, %d reconnects, %d of %d messages copied", tc.restarts, reconnects, copied, total)
+			if tc.down > 0 && rep.Lost() {
+				var failed []string
+				for _, mb := range rep.Mailboxes {
+					for _, f := range mb.Folders {
+						if f.Error != "" {
+							failed = append(failed, mb.Mailbox+" "+f.Source)
+						}
+					}
+				}
+				t.Logf("down for %v: the run failed %d folders (%s); running again", tc.down, len(failed), strings.Join(failed, ", "))
+				opts.OnEvent = nil
+				rep = migrate.NewEngine(opts).Run(t.Context(), w.jobs(t)...)
+				copied += rep.Totals().Copied
+			}
+			checkReport(t, rep)
+			if copied != total {
+				t.Errorf("copied %d, want %d", copied, total)
+			}
+			w.check(t)
+		})
+	}
+}
+
+// scaledBudget is the client's Budget for the emulator's budget b with
+// its windows divided by scale, as exchange's BenchmarkBudget* scale
+// them.
+func scaledBudget(b *exchangetest.Budget, scale float64) *exchange.Budget {
+	return &exchange.Budget{
+		MaxConcurrentRequests:   b.MaxConcurrentRequests,
+		MaxRequestsPerWindow:    b.MaxRequestsPerWindow,
+		RequestWindow:           time.Duration(float64(exchangetest.RequestWindow) / scale),
+		MaxUploadBytesPerWindow: b.MaxUploadBytesPerWindow,
+		UploadWindow:            time.Duration(float64(exchangetest.UploadWindow) / scale),
+	}
+}
+
+// TestFaultsThrottleStorms runs a batch of three mailboxes against an
+// emulator that enforces Exchange Online's budgets with time scaled
+// down, the client paced to the same scaled budget, through storms:
+// while the batch runs, every request of a few seconds is answered
+//
+//   - 429 ApplicationThrottled with Retry-After (the whole mailbox
+//     pauses), or
+//   - 503 without Retry-After (exponential backoff), then 504 (whose
+//     creating POSTs look for their item before they are sent again),
+//     then 503 with Retry-After;
+//
+// and, in a third run, the client is paced to twice the emulator's
+// request budget, as when two processes share an app registration, so
+// that the emulator's own throttling answers 429. Each ends with every
+// message exactly once and nothing failed, under the client's default
+// retries (5: a request rides out 429s for 5 s at Retry-After 1, and
+// backoff for about 8 s).
+//
+// The storms are windows of time, not FailNext(n) bursts: n faults in a
+// row fail a request that meets more than 5 of them, which happens as
+// soon as n exceeds five times the requests in flight, and a mailbox
+// creating its folders or listing one has one request in flight.
+func TestFaultsThrottleStorms(t *testing.T) {
+	t.Skip("unfinished, issue 9 open: the injected storms do not reach the client yet (0 requests answered 429), " +
+		"so the test proves nothing; the storm injection must be fixed before it counts")
+	t.Parallel()
+	small := 24
+	if faultsFull() {
+		small = 200
+	}
+	type storm struct {
+		at     int // percent of the batch copied
+		d      time.Duration
+		status int
+		after  time.Duration
+	}
+	for _, tc := range []struct {
+		name    string
+		storms  []storm
+		budget  *exchangetest.Budget // the emulator's; nil: Exchange Online's
+		scale   float64              // the emulator's TimeScale
+		overrun int                  // the client paces to overrun times its request budget
+	}{
+		{name: "429", scale: 60, storms: []storm{{0, time.Second, 429, time.Second}, {50, time.Second, 429, time.Second}}},
+		{name: "503-504", scale: 60, storms: []storm{{0, time.Second, 503, 0}, {30, 500 * time.Millisecond, 504, 0}, {60, 500 * time.Millisecond, 503, time.Second}}},
+		// 60 requests per second (a 10-minute window scaled by 600), the
+		// client paced to 120.
+		{name: "budget", scale: 600, budget: &exchangetest.Budget{MaxConcurrentRequests: 4, MaxRequestsPerWindow: 60, MaxUploadBytesPerWindow: 150 << 20}, overrun: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			emulated := tc.budget
+			if emulated == nil {
+				emulated = exchangetest.DefaultBudget()
+			}
+			client := scaledBudget(emulated, tc.scale)
+			if tc.overrun > 0 {
+				client.MaxRequestsPerWindow *= tc.overrun
+			}
+			fx, payloads := faultFixture(small, 0, 3<<20+1000)
+			w := newFaultWorld(t, 3, fx, payloads, &exchangetest.Options{Budget: emulated, TimeScale: tc.scale},
+				&exchange.Options{Budget: client})
+			total := 3 * fx.Count()
+			next := 0
+			fire := func(n int) {
+				for next < len(tc.storms) && n >= total*tc.storms[next].at/100 {
+					s := tc.storms[next]
+					w.storms.storm(s.d, s.status, s.after)
+					next++
+				}
+			}
+			fire(0)
+			var copied atomic.Int32
+			eng := migrate.NewEngine(&migrate.Options{State: w.state, OnEvent: func(e migrate.Event) {
+				if e.Kind == migrate.EventMessageCopied {
+					fire(int(copied.Add(1)))
+				}
+			}})
+			start := time.Now()
+			rep := eng.Run(t.Context(), w.jobs(t)...)
+			checkReport(t, rep)
+			if next != len(tc.storms) {
+				t.Errorf("%d storms of %d injected", next, len(tc.storms))
+			}
+			throttled := 0
+			for _, mb := range rep.Mailboxes {
+				throttled += mb.Throttled
+			}
+			st := w.graph.Stats()
+			if throttled == 0 {
+				t.Errorf("no throttling reported")
+			}
+			t.Logf("%d messages in %v: %d requests, %d failed by storms, %d answered 429 (%v), %d throttling events reported",
+				total, time.Since(start).Round(10*time.Millisecond), st.Requests, w.storms.failed(), st.Throttled, st.ThrottledBy, throttled)
+			w.check(t)
+		})
+	}
+}
+
+// TestFaultsUploadReset breaks one PUT of an upload session: the
+// connection dropped before the bytes are stored, the answer lost after
+// they are (for an intermediate chunk, and for the last one, which
+// completes the attachment), and a 503. The message arrives once, its
+// attachment whole, and nothing fails.
+func TestFaultsUploadReset(t *testing.T) {
+	t.Parallel()
+	// uploadChunk in exchange is 3.75 MiB: 3 MB and 1,000 bytes take one
+	// PUT, 6 MB two.
+	for _, tc := range []struct {
+		name  string
+		size  int
+		fault exchangetest.UploadFault
+		puts  int // the PUTs to expect, retries included
+	}{
+		{"dropped", 3<<20 + 1000, exchangetest.UploadFault{}, 2},
+		{"answer-lost-last-chunk", 3<<20 + 1000, exchangetest.UploadFault{Stored: true}, 2},
+		{"answer-lost-first-chunk", 6 << 20, exchangetest.UploadFault{Stored: true}, 3},
+		{"503", 6 << 20, exchangetest.UploadFault{Status: 503}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fx, payloads := faultFixture(4, 0, tc.size)
+			w := newFaultWorld(t, 1, fx, payloads, nil, nil)
+			w.graph.FailNextUpload(tc.fault)
+			rep := migrate.NewEngine(&migrate.Options{State: w.state}).Run(t.Context(), w.jobs(t)...)
+			checkReport(t, rep)
+			if got := w.graph.Stats().ByRoute["PUT /api/v2.0/Users('{user}')/Messages('{id}')/AttachmentSessions('{id}')"]; got < tc.puts {
+				t.Errorf("%d PUTs to the upload session, want at least %d", got, tc.puts)
+			}
+			w.check(t)
+		})
+	}
+}
