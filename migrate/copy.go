@@ -262,30 +262,53 @@ func (fc *folderCopy) seen(info MessageInfo) bool {
 // carry no watermark of another message (several messages may share a
 // Message-ID), and the State (or a repair of this pass) must record it
 // for no other UID. Sinks leave out items they have not completed.
-func (fc *folderCopy) repair(ctx context.Context, info MessageInfo) (string, error) {
+// unstamped is set when the item carries no watermark (found by
+// Message-ID only).
+func (fc *folderCopy) repair(ctx context.Context, info MessageInfo) (itemID string, unstamped bool, err error) {
 	id := fc.id(info.UID)
 	if w, ok := fc.job.Sink.(WatermarkFinder); ok {
 		itemID, err := w.FindWatermark(ctx, fc.folderID, id)
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		if itemID != "" && !fc.claimedByOther(itemID, info.UID) {
-			return itemID, nil
+			return itemID, false, nil
 		}
 	}
 	if f, ok := fc.job.Sink.(MessageIDFinder); ok && info.MessageID != "" {
 		found, err := f.FindMessageID(ctx, fc.folderID, info.MessageID)
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		for _, it := range found {
 			if it.ItemID == "" || (it.Watermark != SourceID{} && it.Watermark != id) || fc.claimedByOther(it.ItemID, info.UID) {
 				continue
 			}
-			return it.ItemID, nil
+			return it.ItemID, it.Watermark == SourceID{}, nil
 		}
 	}
-	return "", nil
+	return "", false, nil
+}
+
+// stamp gives an item that a repair adopted without a watermark the
+// message's SourceID, where the sink can (WatermarkStamper), so that a
+// run that lost its State finds it. It reports whether the item may be
+// recorded: a stamp the sink refused is reported as a failure
+// (ActionStamp) and leaves the message begun, for the next run to repair
+// again; the item is not copied twice.
+func (fc *folderCopy) stamp(ctx context.Context, info MessageInfo, itemID string) (bool, error) {
+	s, ok := fc.job.Sink.(WatermarkStamper)
+	if !ok {
+		return true, nil
+	}
+	err := s.StampWatermark(ctx, itemID, fc.id(info.UID))
+	switch {
+	case err == nil:
+		return true, nil
+	case ctx.Err() != nil || errors.Is(err, ErrMailbox):
+		return false, err
+	}
+	return false, fc.fail(&Message{ID: fc.id(info.UID), MessageInfo: info}, ActionStamp, err)
 }
 
 // claimedByOther reports whether the State, or a repair of this pass,
@@ -323,9 +346,19 @@ func (fc *folderCopy) copyAll(ctx context.Context) error {
 	var fetch []uint32
 	for _, uid := range fc.toCopy {
 		if info, ok := fc.begun[uid]; ok {
-			itemID, err := fc.repair(ctx, info)
+			itemID, unstamped, err := fc.repair(ctx, info)
 			if err != nil {
 				return fmt.Errorf("migrate: look for an earlier copy of UID %d: %w", uid, err)
+			}
+			if itemID != "" && unstamped {
+				ok, err := fc.stamp(ctx, info, itemID)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					delete(fc.pending, uid)
+					continue
+				}
 			}
 			if itemID != "" {
 				if err := fc.opts.State.Commit(ctx, fc.job.Mailbox, fc.id(uid), itemID, nil); err != nil {
@@ -453,7 +486,7 @@ func (fc *folderCopy) copyAll(ctx context.Context) error {
 		if rf, ok := fc.unread[uid]; ok {
 			delete(fc.unread, uid)
 			err := fmt.Errorf("migrate: read UID %d from %q: %w", uid, fc.folder.Name, rf.err)
-			if err := fc.fail(&Message{ID: fc.id(uid), MessageInfo: rf.info}, err); err != nil {
+			if err := fc.fail(&Message{ID: fc.id(uid), MessageInfo: rf.info}, ActionCopy, err); err != nil {
 				return err
 			}
 			continue
@@ -519,7 +552,7 @@ func (fc *folderCopy) put(ctx context.Context, msg *Message, body *sourceBody) e
 		if errors.Is(err, ErrMailbox) {
 			return err
 		}
-		return fc.fail(msg, err)
+		return fc.fail(msg, ActionCopy, err)
 	}
 	if err := fc.opts.State.Commit(ctx, fc.job.Mailbox, msg.ID, itemID, msg.Flags); err != nil {
 		return fmt.Errorf("migrate: state: %w", err)
@@ -549,18 +582,19 @@ func (fc *folderCopy) degraded(msg *Message, reason error) {
 	fc.opts.Logger.Warn("message stored degraded", "mailbox", fc.job.Mailbox, "folder", fc.folder.Name, "uid", msg.UID, "reason", reason)
 }
 
-// fail records an item failure and applies the bad-item limit.
-func (fc *folderCopy) fail(msg *Message, err error) error {
+// fail records an item failure (action: ActionCopy or ActionStamp) and
+// applies the bad-item limit.
+func (fc *folderCopy) fail(msg *Message, action string, err error) error {
 	merr := &MessageError{Mailbox: fc.job.Mailbox, Folder: fc.folder.Name, UID: msg.UID, Err: err}
 	fc.mu.Lock()
 	fc.rep.Failed++
 	fc.failures++
 	failures := fc.failures
 	fc.mailboxRun.rep.Problems = append(fc.mailboxRun.rep.Problems, Problem{Folder: fc.folder.Name, UID: msg.UID,
-		MessageID: msg.MessageID, Size: msg.Size, Action: ActionCopy, Err: err, Reason: err.Error()})
+		MessageID: msg.MessageID, Size: msg.Size, Action: action, Err: err, Reason: err.Error()})
 	fc.mu.Unlock()
 	fc.emit(Event{Kind: EventMessageFailed, Folder: fc.folder.Name, UID: msg.UID, Err: merr})
-	fc.opts.Logger.Warn("message not copied", "mailbox", fc.job.Mailbox, "folder", fc.folder.Name, "uid", msg.UID, "error", err)
+	fc.opts.Logger.Warn("message failed", "mailbox", fc.job.Mailbox, "folder", fc.folder.Name, "uid", msg.UID, "action", action, "error", err)
 	if fc.opts.BadItemLimit > 0 && failures > fc.opts.BadItemLimit {
 		return fmt.Errorf("migrate: %d messages failed: %w", failures, ErrBadItemLimit)
 	}

@@ -54,6 +54,11 @@
 //     claims it (no other message's watermark on it, no other UID's
 //     record in the State), and never while half-built. A sink with
 //     neither gets such messages copied again.
+//   - [WatermarkStamper] (Sink): an item adopted by Message-ID that carries
+//     no watermark (a Put stopped between storing and stamping it) is
+//     stamped before it is recorded, so that a later run that lost its
+//     State finds it. Without it, such an item is adopted unstamped, and
+//     a run without State would copy its message again.
 //   - [WatermarkLister] (Sink): before copying into a target folder for
 //     which the State records nothing (a first run, or a rerun whose State
 //     was lost or deleted), the Engine lists the watermarks the folder

@@ -212,6 +212,83 @@ func TestEngineRepairNeverAdoptsAnotherMessagesCopy(t *testing.T) {
 	})
 }
 
+// A repair that adopts an item found by Message-ID without a watermark
+// (a Put that stored it and stopped before stamping it) stamps it, so
+// that a later run whose State is lost finds it by its watermark and
+// copies nothing again. A stamp the sink refuses is reported, leaves the
+// message begun, and the next run stamps it; nothing is copied twice.
+func TestEngineStampsItemsItRepairs(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		stampErr bool
+	}{{"stamped", false}, {"stamp refused once", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := migratetest.Sample()
+			n := fx.Count()
+			sink := migratetest.NewSink()
+			sink.Unstamped = func(*migrate.Message) bool { return true }
+			job := migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: sink}
+			st := migrate.NewMemoryState()
+			crash := migrate.NewEngine(&migrate.Options{State: migratetest.KillCommit(st, func(migrate.SourceID) bool { return true })})
+			if rep := crash.Run(t.Context(), job); !rep.Lost() {
+				t.Fatalf("the crash did not show: %+v", rep.Totals())
+			}
+			stored := len(sink.Items())
+			if stored == 0 {
+				t.Fatal("the crashed run stored nothing: nothing to repair")
+			}
+			sink.Unstamped = nil
+			var refused []string
+			if tc.stampErr {
+				sink.StampErr = func(itemID string, id migrate.SourceID) error {
+					refused = append(refused, itemID)
+					return migrate.ItemError(errors.New("stamp refused"))
+				}
+				rep := migrate.NewEngine(&migrate.Options{State: st}).Run(t.Context(), job)
+				tot := rep.Totals()
+				if tot.Failed != stored || tot.Repaired != 0 || tot.Copied != n-stored || len(refused) != stored {
+					t.Fatalf("run with stamps refused: %+v, %d stamps refused; want %d failed, %d copied", tot, len(refused), stored, n-stored)
+				}
+				actions := 0
+				for _, p := range rep.Mailboxes[0].Problems {
+					if p.Action == migrate.ActionStamp && errors.Is(p.Err, migrate.ErrItem) {
+						actions++
+					}
+				}
+				if actions != stored {
+					t.Errorf("%d problems with ActionStamp, want %d: %+v", actions, stored, rep.Mailboxes[0].Problems)
+				}
+				if len(sink.Items()) != n {
+					t.Fatalf("%d items on the sink, want %d: a refused stamp copied a message again", len(sink.Items()), n)
+				}
+				sink.StampErr = nil
+			}
+			rep := migrate.NewEngine(&migrate.Options{State: st}).Run(t.Context(), job)
+			if tot := rep.Totals(); rep.Lost() || tot.Repaired != stored || tot.Failed != 0 {
+				t.Fatalf("rerun: %s %+v, want %d repaired", rep.Mailboxes[0].Status, tot, stored)
+			}
+			var want []string
+			for _, it := range sink.Items() {
+				if it.Watermark == "" {
+					t.Errorf("item %s left without a watermark", it.ID)
+				}
+				want = append(want, it.Watermark)
+			}
+			checkOneCopyEach(t, sink, want...)
+			if len(want) != n {
+				t.Errorf("%d items, want %d", len(want), n)
+			}
+
+			// The State is lost: every item is found by its watermark.
+			rep = migrate.NewEngine(nil).Run(t.Context(), job)
+			if tot := rep.Totals(); rep.Lost() || tot.Copied != 0 || tot.FoundOnTarget != n {
+				t.Errorf("run without state: %+v, want 0 copied, %d found on target", tot, n)
+			}
+			checkCopied(t, fx, sink)
+		})
+	}
+}
+
 // checkOneCopyEach checks that the sink holds exactly one item stamped
 // with each of the watermarks, and nothing else.
 func checkOneCopyEach(t *testing.T, sink *migratetest.Sink, watermarks ...string) {

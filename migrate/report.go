@@ -81,7 +81,9 @@ type FolderReport struct {
 	// the original attached (see the mailbox's Problems for each reason).
 	// They are not counted in Copied.
 	Degraded int `json:"degraded"`
-	// Failed could not be copied (see the mailbox's Problems).
+	// Failed could not be copied, or were found on the target from an
+	// earlier run but could not be stamped there (see the mailbox's
+	// Problems); the next run tries them again.
 	Failed int `json:"failed"`
 	// FlagsFailed are items whose changed flags could not be carried (see
 	// the mailbox's Problems); the next pass tries them again.
@@ -106,6 +108,7 @@ const (
 	ActionCopy     = "copy"      // the message was not copied
 	ActionSetFlags = "set flags" // the copied item's changed flags were not carried
 	ActionDegrade  = "degrade"   // the message was stored degraded, with its original attached
+	ActionStamp    = "stamp"     // an earlier copy was found but could not be stamped with its watermark (see WatermarkStamper)
 )
 
 // Problem is a message that was not copied, was stored degraded, or whose
@@ -115,8 +118,8 @@ type Problem struct {
 	UID       uint32 `json:"uid"`
 	MessageID string `json:"messageId,omitempty"`
 	Size      int64  `json:"size"`
-	// Action is what went wrong: ActionCopy, ActionDegrade or
-	// ActionSetFlags.
+	// Action is what went wrong: ActionCopy, ActionDegrade,
+	// ActionSetFlags or ActionStamp.
 	Action string `json:"action"`
 	// Err is the backend's error, as a value that errors.Is and errors.As
 	// can examine (for example against ErrItem); Reason is its text, which
@@ -227,7 +230,7 @@ func (r *Report) WriteText(w io.Writer) error {
 				FormatBytes(f.Bytes), f.Degraded, skipped, f.Failed+f.FlagsFailed, f.Error)
 		}
 		for _, p := range m.Problems {
-			what := map[string]string{ActionSetFlags: "flags not carried", ActionDegrade: "degraded"}[p.Action]
+			what := map[string]string{ActionSetFlags: "flags not carried", ActionDegrade: "degraded", ActionStamp: "not stamped"}[p.Action]
 			if what == "" {
 				what = "not copied"
 			}

@@ -73,6 +73,22 @@ type FoundItem struct {
 	Watermark SourceID
 }
 
+// A WatermarkStamper is a Sink that can stamp an item it already holds
+// with a SourceID, after the fact. When a repair adopts an item found by
+// Message-ID that carries no watermark (a Put that stored the item and
+// stopped before stamping it), the Engine stamps it before recording it,
+// so that a later run whose State is lost finds it by its watermark
+// (WatermarkFinder, WatermarkLister) instead of copying it again. An item
+// the Engine cannot stamp stays begun in the State and is reported as
+// failed (ActionStamp), so that the next run tries again; it is not
+// copied twice. Without a WatermarkStamper such items are adopted as they
+// are.
+type WatermarkStamper interface {
+	// StampWatermark stamps the item itemID with id, replacing any stamp
+	// it carries.
+	StampWatermark(ctx context.Context, itemID string, id SourceID) error
+}
+
 // A WatermarkLister is a Sink that can list, in one pass over a folder,
 // the watermarks of the items it holds (a request per page of items for
 // Exchange, rather than one per message). Before it copies into a target

@@ -745,8 +745,6 @@ func TestFaultsKillDuringProbe(t *testing.T) {
 // watermarks alone. So the state is deleted, and the run after it must
 // copy nothing again.
 func TestFaultsKillBeforeWatermark(t *testing.T) {
-	t.Skip("known bug, issue 9 open: an item imported but killed before its watermark PATCH is adopted by " +
-		"Message-ID on the rerun but left unstamped, so a later run without state cannot find it; the repair must stamp it")
 	t.Parallel()
 	b := newFaultBatch(t, 1, 4)
 	tg := b.newTarget(t, nil)

@@ -15,7 +15,7 @@ import (
 )
 
 // Sink is an in-memory migrate.Sink that also implements FlagSetter,
-// WatermarkFinder, WatermarkLister and MessageIDFinder. It stamps every
+// WatermarkFinder, WatermarkLister, WatermarkStamper and MessageIDFinder. It stamps every
 // item with its SourceID (unless Unstamped says otherwise). It is safe
 // for concurrent use.
 type Sink struct {
@@ -38,6 +38,9 @@ type Sink struct {
 	// it. FindWatermark and ListWatermarks do not find such items;
 	// FindMessageID reports them without a watermark.
 	Unstamped func(m *migrate.Message) bool
+	// StampErr, if set, is called before each StampWatermark stamps an
+	// item; an error it returns is returned by StampWatermark.
+	StampErr func(itemID string, id migrate.SourceID) error
 	// Puts counts the calls to Put that stored a message.
 	Puts int
 }
@@ -49,12 +52,13 @@ type SinkFolder struct {
 }
 
 var (
-	_ migrate.Sink            = (*Sink)(nil)
-	_ migrate.FlagSetter      = (*Sink)(nil)
-	_ migrate.WatermarkFinder = (*Sink)(nil)
-	_ migrate.MessageIDFinder = (*Sink)(nil)
-	_ migrate.WatermarkLister = (*Sink)(nil)
-	_ Inspector               = (*Sink)(nil)
+	_ migrate.Sink             = (*Sink)(nil)
+	_ migrate.FlagSetter       = (*Sink)(nil)
+	_ migrate.WatermarkFinder  = (*Sink)(nil)
+	_ migrate.MessageIDFinder  = (*Sink)(nil)
+	_ migrate.WatermarkLister  = (*Sink)(nil)
+	_ migrate.WatermarkStamper = (*Sink)(nil)
+	_ Inspector                = (*Sink)(nil)
 )
 
 // NewSink returns an empty Sink.
@@ -137,6 +141,26 @@ func (s *Sink) SetFlags(ctx context.Context, itemID string, flags []migrate.Flag
 		return migrate.ItemError(fmt.Errorf("migratetest: no item %q", itemID))
 	}
 	it.Flags = slices.Clone(flags)
+	return nil
+}
+
+// StampWatermark implements migrate.WatermarkStamper.
+func (s *Sink) StampWatermark(ctx context.Context, itemID string, id migrate.SourceID) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.StampErr != nil {
+		if err := s.StampErr(itemID, id); err != nil {
+			return err
+		}
+	}
+	it := s.items[itemID]
+	if it == nil {
+		return migrate.ItemError(fmt.Errorf("migratetest: no item %q", itemID))
+	}
+	it.Watermark = id.String()
 	return nil
 }
 
