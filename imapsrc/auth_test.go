@@ -17,13 +17,19 @@ import (
 func TestBadPassword(t *testing.T) {
 	const pw = "wrong-Pa55word-xyzzy"
 	check := func(t *testing.T, addr, user string) {
-		src := plain(addr, user, pw)
+		var d counter
+		src := imapsrc.New(&imapsrc.Options{Addr: addr, Security: imapsrc.Plaintext, Username: user, Password: pw, DialContext: d.dial})
 		closeSrc(t, src)
 		_, err := src.Folders(context.Background())
 		require.ErrorIs(t, err, migrate.ErrMailbox)
+		assert.NotErrorIs(t, err, migrate.ErrTransient)
+		assert.Equal(t, imapsrc.StepAuth, stepOf(err), "step of %v", err)
 		assert.NotContains(t, err.Error(), pw, "the error contains the password")
 		assert.Regexp(t, `^imapsrc: `, err.Error(), "the error has the package prefix")
 		assert.Zero(t, src.Reconnects(), "Reconnects after an authentication failure")
+		// Refused, not unreachable: the login is not tried again
+		// (Options.ReconnectFor does not apply).
+		assert.Equal(t, 1, d.attempts(), "connection attempts")
 	}
 	t.Run("memserver", func(t *testing.T) { check(t, startMem(t, "alice", "secret"), "alice") })
 	t.Run("dovecot", func(t *testing.T) { check(t, startDovecot(t, "", nil).Addr(), "alice") })

@@ -89,11 +89,21 @@ func (s *Source) dial(ctx context.Context) (*imapclient.Client, net.Conn, error)
 		tc := tls.Client(nc, s.tlsConfig())
 		if err := tc.HandshakeContext(dctx); err != nil {
 			raw.Close()
+			if ctx.Err() != nil {
+				return nil, nil, ctx.Err()
+			}
 			err = fmt.Errorf("imapsrc: TLS handshake with %s: %w", addr, err)
 			if isNotTLS(err) {
 				// A plaintext server answers the ClientHello with its
 				// greeting. Say so, and never fall back silently.
 				err = fmt.Errorf("%w (the server does not speak TLS on this port; use Security StartTLS, or Plaintext on a trusted link)", err)
+				return nil, nil, stepErr(StepTLS, migrate.MailboxError(err))
+			}
+			if connDead(nil, err) {
+				// Cut off or timed out (a server starting up, a load
+				// balancer without a backend): that may pass. A failed
+				// verification or a TLS alert does not.
+				return nil, nil, stepErr(StepTLS, migrate.TransientError(err))
 			}
 			return nil, nil, stepErr(StepTLS, migrate.MailboxError(err))
 		}
@@ -236,11 +246,17 @@ func isNotTLS(err error) bool {
 }
 
 // reconnectPolicy spaces the reconnect attempts after the first: 100ms,
-// 200ms, 400ms... up to 5s, without jitter (one client reconnecting).
-var reconnectPolicy = backoff.Policy{Min: 100 * time.Millisecond, Max: 5 * time.Second, NoJitter: true}
+// 200ms, 400ms... up to 5s, each jittered into its upper half. A server
+// restart drops every connection of a batch at once (MaxMailboxes
+// Sources, each with its connections) and they may wait for it for
+// minutes (ReconnectFor): the jitter keeps them from retrying in
+// lockstep, and from all logging in again in the same instant when the
+// server, just restarted, comes back.
+var reconnectPolicy = backoff.Policy{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 
 // reconnectWait is the pause before reconnect attempt n (1-based): none
-// for the first, then reconnectPolicy's.
+// for the first (a lone dropped connection is reopened at once), then
+// reconnectPolicy's.
 func reconnectWait(n int) time.Duration {
 	if n <= 1 {
 		return 0

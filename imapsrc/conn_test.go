@@ -3,7 +3,9 @@ package imapsrc_test
 import (
 	"context"
 	"crypto/tls"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,10 +69,48 @@ func TestPlaintextRefusedByDefault(t *testing.T) {
 }
 
 // TestReconnectWait: no pause before the first reconnect attempt, then
-// 100ms, doubled each time, exactly (no jitter), capped at 5s.
+// 100ms, doubled each time, capped at 5s, each jittered into its upper
+// half.
 func TestReconnectWait(t *testing.T) {
 	want := []time.Duration{0, 0, 100, 200, 400, 800, 1600, 3200, 5000, 5000}
 	for n, w := range want {
-		assert.Equal(t, w*time.Millisecond, imapsrc.ReconnectWait(n), "attempt %d", n)
+		w *= time.Millisecond
+		for range 50 {
+			got := imapsrc.ReconnectWait(n)
+			assert.GreaterOrEqual(t, got, w/2, "attempt %d", n)
+			assert.LessOrEqual(t, got, w, "attempt %d", n)
+		}
 	}
+}
+
+// TestTLSHandshakeCutOff: a server that accepts connections and closes
+// them at once, before the TLS handshake is through (one starting up, a
+// load balancer without a backend), may come back: the Source tries
+// again until ReconnectFor has passed, then fails with a transient
+// error, not a mailbox error as for a certificate it cannot trust.
+func TestTLSHandshakeCutOff(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	var accepts atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepts.Add(1)
+			c.Close()
+		}
+	}()
+	src := imapsrc.New(&imapsrc.Options{Addr: ln.Addr().String(), Username: "alice", Password: "secret",
+		DialTimeout: 5 * time.Second, ReconnectFor: 300 * time.Millisecond})
+	closeSrc(t, src)
+	_, err = src.Folders(context.Background())
+	require.ErrorIs(t, err, migrate.ErrTransient)
+	assert.NotErrorIs(t, err, migrate.ErrMailbox)
+	assert.Equal(t, imapsrc.StepTLS, stepOf(err), "step of %v", err)
+	assert.Contains(t, err.Error(), "unreachable for", "the error says how long it tried")
+	assert.GreaterOrEqual(t, int(accepts.Load()), 2, "connections attempted")
+	t.Logf("error after %d connections: %v", accepts.Load(), err)
 }

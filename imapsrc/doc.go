@@ -5,13 +5,20 @@
 // connections (default 1), opened on demand and kept between operations;
 // a ServerLimit shared by the Sources of a batch caps the connections to
 // one server. A connection that drops in the middle of a List, a
-// ListChanges or a Fetch is reopened (a bounded number of times) and the
-// operation resumes after the last message already handed to the
-// callback, so nothing is delivered twice and nothing is lost; each
-// reconnect, including that of a connection found dead between two
-// operations, is counted (Source.Reconnects) and reported as a
-// migrate.EventReconnected to the observer that the operation's context
-// carries (migrate.WithObserver, which the Engine sets for each run).
+// ListChanges or a Fetch is reopened and the operation resumes after the
+// last message already handed to the callback, so nothing is delivered
+// twice and nothing is lost; each reconnect, including that of a
+// connection found dead between two operations, is counted
+// (Source.Reconnects) and reported as a migrate.EventReconnected to the
+// observer that the operation's context carries (migrate.WithObserver,
+// which the Engine sets for each run). A server that cannot be reached
+// (restarting, failing over, behind a network blip) is waited for: the
+// operation tries again, with growing pauses, for up to
+// Options.ReconnectFor (default two minutes) without a connection made
+// before it fails with an error matching migrate.ErrTransient. A
+// connection that is made but drops again and again while the operation
+// makes no progress (a server that crashes on one message) is given up
+// after MaxReconnects drops in a row. A refused login is never retried.
 // Folders are only ever opened read-only (EXAMINE) and bodies are fetched
 // with BODY.PEEK[], so the source mailbox is never altered (no \Seen).
 //

@@ -146,13 +146,18 @@ func stepOf(err error) imapsrc.Step {
 	return ""
 }
 
-// counter is an Options.DialContext that counts the connections open.
+// counter is an Options.DialContext that counts the connections open,
+// and every attempt to open one.
 type counter struct {
 	mu                sync.Mutex
 	open, peak, total int
+	tries             int // attempts, failed ones included
 }
 
 func (d *counter) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	d.mu.Lock()
+	d.tries++
+	d.mu.Unlock()
 	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err
@@ -169,6 +174,24 @@ func (d *counter) stats() (open, peak, total int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.open, d.peak, d.total
+}
+
+// attempts returns how many connections d has tried to open.
+func (d *counter) attempts() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.tries
+}
+
+// closedAddr returns a loopback address nobody listens on: connecting
+// to it is refused.
+func closedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }
 
 // countedConn is a connection of a counter: closing it counts.

@@ -54,10 +54,19 @@ const (
 	// and 10 MB more allows for a source's different line endings or
 	// encoding of the same message.
 	DefaultMaxMessageSize = 160 << 20
+	// DefaultReconnectFor is how long an operation waits for a server
+	// that cannot be reached: long enough for a server's restart, a load
+	// balancer's failover or a network blip, short enough that a server
+	// gone for good fails the run in minutes.
+	DefaultReconnectFor = 2 * time.Minute
 )
 
 // MaxReconnects is how many times in a row one operation reopens a
-// dropped connection without making progress before it gives up.
+// connection that was made and dropped again, while the operation
+// completed nothing in between (a server that crashes on one particular
+// message), before it gives up with an error matching
+// migrate.ErrTransient. Attempts that cannot reach the server at all do
+// not count against it: Options.ReconnectFor bounds those.
 const MaxReconnects = 3
 
 // Options configures a Source. A nil *Options is not valid for New (the
@@ -115,6 +124,24 @@ type Options struct {
 	// server silent for longer is treated as a dropped connection.
 	// Default: DefaultIOTimeout.
 	IOTimeout time.Duration
+	// ReconnectFor is how long an operation keeps trying to reach a
+	// server that cannot be reached, before it fails with an error
+	// matching migrate.ErrTransient. A server cannot be reached when
+	// connecting fails for a reason that may pass: the connection refused,
+	// reset or timed out, the TLS handshake or the greeting cut off, a
+	// login answered [UNAVAILABLE]. Attempts follow each other at once,
+	// then after pauses of 100 ms doubling up to 5 s, each jittered into
+	// its upper half so that the many connections a server restart drops
+	// do not all come back in the same instant. The time runs from the
+	// first failed attempt and starts again once a connection is made;
+	// the Source's operations share it, so while the server stays down an
+	// operation that begins right after another gave up fails after a
+	// single attempt. A refused login (a wrong password) or a TLS certificate
+	// that fails verification is never retried, and a connection that is
+	// made and lost again and again is bounded by MaxReconnects instead.
+	// The Probe method and function do not wait: they report the first
+	// failure. Default: DefaultReconnectFor.
+	ReconnectFor time.Duration
 	// MaxUIDsPerFetch is how many UIDs one UID FETCH command asks for in
 	// Fetch. Default: DefaultMaxUIDsPerFetch.
 	MaxUIDsPerFetch int
@@ -155,6 +182,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if r.IOTimeout <= 0 {
 		r.IOTimeout = DefaultIOTimeout
+	}
+	if r.ReconnectFor <= 0 {
+		r.ReconnectFor = DefaultReconnectFor
 	}
 	if r.MaxUIDsPerFetch <= 0 {
 		r.MaxUIDsPerFetch = DefaultMaxUIDsPerFetch

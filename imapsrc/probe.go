@@ -43,7 +43,10 @@ type ProbeResult struct {
 // Probe connects and logs in as opts say, and reports on the server and
 // the mailbox (see ProbeResult). A failure says which step failed: the
 // error is a *StepError for dial, TLS, greeting and authentication
-// failures.
+// failures. Probe does not wait for a server that cannot be reached
+// (Options.ReconnectFor does not apply): it returns the first failure to
+// connect. A connection that drops while it runs is reopened if the
+// server can be reached at once.
 func Probe(ctx context.Context, opts *Options) (*ProbeResult, error) {
 	s := New(opts)
 	defer s.Close()
@@ -55,7 +58,9 @@ func Probe(ctx context.Context, opts *Options) (*ProbeResult, error) {
 func (s *Source) Probe(ctx context.Context) (*ProbeResult, error) {
 	start := time.Now()
 	res := &ProbeResult{Addr: s.opts.Addr, Security: s.opts.Security}
-	err := s.do(ctx, "probe", func() int { return 0 }, func(pc *pconn) error {
+	// A probe reports what it finds now: no waiting for a server that
+	// cannot be reached.
+	err := s.run(ctx, "probe", 0, func() int { return 0 }, func(pc *pconn) error {
 		res.Mechanism = pc.info.mechanism
 		res.Capabilities = res.Capabilities[:0]
 		for c := range pc.info.caps {

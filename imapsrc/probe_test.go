@@ -2,7 +2,6 @@ package imapsrc_test
 
 import (
 	"context"
-	"net"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -61,13 +60,14 @@ func TestProbe(t *testing.T) {
 		}
 	})
 	t.Run("dial-fails", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		addr := ln.Addr().String()
-		ln.Close() // nobody listens there now
-		_, err = imapsrc.Probe(context.Background(), &imapsrc.Options{Addr: addr, Security: imapsrc.Plaintext, Username: "alice", Password: "secret"})
+		// Probe reports the failure without waiting for the server
+		// (ReconnectFor): one attempt.
+		var d counter
+		_, err := imapsrc.Probe(context.Background(), &imapsrc.Options{Addr: closedAddr(t), Security: imapsrc.Plaintext,
+			Username: "alice", Password: "secret", DialContext: d.dial})
 		assert.Equal(t, imapsrc.StepDial, stepOf(err), "step of %v", err)
 		assert.ErrorIs(t, err, migrate.ErrTransient)
+		assert.Equal(t, 1, d.attempts(), "connection attempts")
 	})
 	t.Run("auth-fails", func(t *testing.T) {
 		_, err := imapsrc.Probe(context.Background(), &imapsrc.Options{Addr: startMem(t, "alice", "secret"), Security: imapsrc.Plaintext, Username: "alice", Password: "nope-Secret-123"})

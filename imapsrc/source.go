@@ -11,7 +11,6 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/mailferry/mailferry/internal/backoff"
 	"github.com/mailferry/mailferry/migrate"
 )
 
@@ -31,19 +30,27 @@ var (
 // opened on demand, kept for the next operation, and, with a ServerLimit,
 // count against the server's cap. Each reopening of a dropped connection
 // is reported as a migrate.EventReconnected, with migrate.Notify, to the
-// observer of the context of the operation that reopened it. Close and
-// Reconnects may be called at any time; Close interrupts the operations
-// in progress. A callback that calls the same Source (Fetch inside List's
-// callback) needs MaxConnections of 2 or more, or it waits for itself
-// forever.
+// observer of the context of the operation that reopened it. While the
+// server cannot be reached, operations keep trying for
+// Options.ReconnectFor (see Options). Close and Reconnects may be called
+// at any time; Close interrupts the operations in progress, including
+// those waiting to reconnect. A callback that calls the same Source
+// (Fetch inside List's callback) needs MaxConnections of 2 or more, or it
+// waits for itself forever.
 type Source struct {
 	opts Options
 	ops  chan struct{} // one token per operation in progress
+
+	done chan struct{} // closed by Close: wakes the operations waiting to reconnect
 
 	mu     sync.Mutex // guards the fields below
 	idle   []*pconn   // open connections not in use, most recent last
 	busy   map[*pconn]bool
 	closed bool
+	// The server's current outage, shared by the operations (see
+	// unreachable): the start of the first and the end of the last failed
+	// attempt to connect; zero since a connection was last made.
+	downSince, downLast time.Time
 
 	reconnects atomic.Int64
 }
@@ -52,7 +59,7 @@ type Source struct {
 // connect: connections are opened by the operations that need them.
 func New(opts *Options) *Source {
 	o := opts.withDefaults()
-	return &Source{opts: o, ops: make(chan struct{}, o.MaxConnections), busy: map[*pconn]bool{}}
+	return &Source{opts: o, ops: make(chan struct{}, o.MaxConnections), done: make(chan struct{}), busy: map[*pconn]bool{}}
 }
 
 // pconn is one connection of a Source's pool.
@@ -108,6 +115,9 @@ func (pc *pconn) evict() {
 // in progress is interrupted. Later operations fail.
 func (s *Source) Close() error {
 	s.mu.Lock()
+	if !s.closed {
+		close(s.done)
+	}
 	s.closed = true
 	idle := s.idle
 	s.idle = nil
@@ -143,9 +153,11 @@ func (s *Source) Close() error {
 	return nil
 }
 
-// Reconnects returns how many times the Source has reopened a connection
-// that dropped, in the middle of an operation or while it sat idle, over
-// its whole life (every operation and every migration run that used it).
+// Reconnects returns how many times the Source has had to reopen a
+// connection that dropped, in the middle of an operation or while it sat
+// idle, over its whole life (every operation and every migration run that
+// used it). A drop counts once however long reopening takes: waiting for
+// a server that restarts is one reconnect, not one per attempt.
 // The Engine counts a run's own reconnects (MailboxReport.Reconnects) from
 // the migrate.EventReconnected events of that run.
 func (s *Source) Reconnects() int { return int(s.reconnects.Load()) }
@@ -175,15 +187,23 @@ func (s *Source) user() string {
 // between two operations (an idle timeout, a server restart).
 var errIdleDrop = errors.New("imapsrc: connection closed by the server while idle")
 
+// errClosed is the error of an operation on a closed Source, or of one
+// that Close interrupted while it waited to reconnect.
+var errClosed = errors.New("imapsrc: source is closed")
+
 // get returns a live connection for one operation: an idle one from the
-// pool, or a new one (within the ServerLimit).
+// pool, or a new one (within the ServerLimit). Idle connections found
+// dropped are closed; if none of them was alive, the new connection
+// reopens them, which counts as one reconnect (reported before dialing,
+// so that it counts even while the server cannot be reached).
 func (s *Source) get(ctx context.Context) (*pconn, error) {
 	lim := s.opts.ServerLimit
+	dropped := false
 	for {
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
-			return nil, errors.New("imapsrc: source is closed")
+			return nil, errClosed
 		}
 		if len(s.idle) == 0 {
 			s.mu.Unlock()
@@ -198,17 +218,17 @@ func (s *Source) get(ctx context.Context) (*pconn, error) {
 		}
 		select {
 		case <-pc.c.Closed():
-			// Dropped while idle: reopen it, and say so.
+			// Dropped while idle (a server restart drops them all): try
+			// the next, and reopen one if none is alive.
 			pc.shut(true)
-			npc, err := s.dialConn(ctx)
-			if err == nil {
-				s.reconnected(ctx, errIdleDrop)
-				s.opts.Logger.Warn("imapsrc: connection dropped while idle; reconnected", "source", s.String())
-			}
-			return npc, err
+			dropped = true
 		default:
 			return pc, nil
 		}
+	}
+	if dropped {
+		s.reconnected(ctx, errIdleDrop)
+		s.opts.Logger.Warn("imapsrc: connection dropped while idle; reconnecting", "source", s.String())
 	}
 	return s.dialConn(ctx)
 }
@@ -221,22 +241,83 @@ func (s *Source) dialConn(ctx context.Context) (*pconn, error) {
 			return nil, err
 		}
 	}
+	start := time.Now()
 	pc, err := s.connect(ctx)
 	if err != nil {
 		if lim != nil {
 			lim.release()
 		}
+		if isTransient(err) && ctx.Err() == nil {
+			s.unreachable(start)
+		}
 		return nil, err
 	}
 	pc.limited = lim != nil
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		pc.shut(true)
-		return nil, errors.New("imapsrc: source is closed")
+		return nil, errClosed
 	}
 	s.busy[pc] = true
+	var down time.Duration
+	if !s.downSince.IsZero() {
+		down = time.Since(s.downSince)
+		s.downSince, s.downLast = time.Time{}, time.Time{}
+	}
+	s.mu.Unlock()
+	if down > 0 {
+		s.opts.Logger.Warn("imapsrc: server reachable again", "source", s.String(), "down", down.Round(time.Millisecond))
+	}
 	return pc, nil
+}
+
+// unreachable records an attempt to connect, begun at start, that failed
+// with a transient error. The server's current outage begins with the
+// first such attempt since a connection was last made, whichever
+// operation made it, so that operations side by side, or one after
+// another while the server stays down, share one ReconnectFor instead of
+// waiting it out each. An attempt begun more than twice the longest
+// pause between two attempts after the last failed one begins a new
+// outage: nobody was trying in between, and the server may have come
+// back and gone again unseen.
+func (s *Source) unreachable(start time.Time) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.downSince.IsZero() || start.Sub(s.downLast) > 2*reconnectPolicy.Max {
+		s.downSince = start
+	}
+	s.downLast = now
+}
+
+// downFor returns how long the server has been unreachable (see
+// unreachable), or 0 if the last attempt to connect succeeded.
+func (s *Source) downFor() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.downSince.IsZero() {
+		return 0
+	}
+	return time.Since(s.downSince)
+}
+
+// pause waits for d, or until ctx is done (returning ctx.Err()) or the
+// Source is closed (returning errClosed), whichever comes first.
+func (s *Source) pause(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.done:
+		return errClosed
+	}
 }
 
 // put returns a connection to the pool after an operation, or closes it
@@ -264,19 +345,39 @@ func (s *Source) put(pc *pconn) {
 	}
 }
 
-// do runs op on a live connection. When the connection drops during op, it
-// reconnects and runs op again; op must resume where it stopped (List and
-// Fetch keep their progress in variables op captures). progress reports how
-// many items op has completed so far; reconnecting is given up after
-// MaxReconnects attempts in a row that completed nothing.
+// do runs op on a live connection, waiting up to Options.ReconnectFor
+// for a server that cannot be reached; see run.
 func (s *Source) do(ctx context.Context, what string, progress func() int, op func(pc *pconn) error) error {
+	return s.run(ctx, what, s.opts.ReconnectFor, progress, op)
+}
+
+// run runs op on a live connection. When the connection drops during op,
+// it reconnects and runs op again; op must resume where it stopped (List
+// and Fetch keep their progress in variables op captures). Two cases end
+// the reconnecting, each with an error matching migrate.ErrTransient:
+//
+//   - the server cannot be reached (connecting, the greeting or the login
+//     fails with a transient error): it is tried again, after pauses of
+//     reconnectWait, until it has been unreachable for reconnectFor (see
+//     unreachable); with a reconnectFor of zero, the first failure is
+//     returned as it is;
+//   - a connection is made but drops again and again (a server that
+//     crashes on one message): progress reports how many items op has
+//     completed so far, and reconnecting is given up after MaxReconnects
+//     drops in a row that completed nothing.
+//
+// Any other error, the end of ctx and Close end it at once.
+func (s *Source) run(ctx context.Context, what string, reconnectFor time.Duration, progress func() int, op func(pc *pconn) error) error {
 	select {
 	case s.ops <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	defer func() { <-s.ops }()
-	failures := 0
+	failures := 0           // attempts in a row that failed since op last progressed: the pauses grow with it
+	drops := 0              // connections lost in a row while op completed nothing
+	var firstDrop time.Time // when the first of those was lost
+	tries := 0              // failed attempts to connect since a connection was last made
 	last := -1
 	for {
 		if err := ctx.Err(); err != nil {
@@ -284,16 +385,31 @@ func (s *Source) do(ctx context.Context, what string, progress func() int, op fu
 		}
 		pc, err := s.get(ctx)
 		if err != nil {
-			if isTransient(err) && ctx.Err() == nil && failures < MaxReconnects {
-				failures++
-				s.opts.Logger.Warn("imapsrc: connect failed, retrying", "source", s.String(), "op", what, "attempt", failures, "err", err)
-				if err := backoff.Sleep(ctx, reconnectWait(failures)); err != nil {
-					return err
-				}
-				continue
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
-			return err
+			if !isTransient(err) || reconnectFor <= 0 {
+				return err
+			}
+			down := s.downFor()
+			failures++
+			tries++
+			if down >= reconnectFor {
+				s.opts.Logger.Warn("imapsrc: server unreachable; giving up", "source", s.String(), "op", what,
+					"down", down.Round(time.Millisecond), "attempts", tries, "err", err)
+				return migrate.TransientError(fmt.Errorf("imapsrc: %s: server unreachable for %v (ReconnectFor %v): %w",
+					what, down.Round(time.Millisecond), reconnectFor, err))
+			}
+			wait := min(reconnectWait(failures), reconnectFor-down)
+			s.opts.Logger.Warn("imapsrc: server unreachable; retrying", "source", s.String(), "op", what,
+				"down", down.Round(time.Millisecond), "attempts", tries, "retry_in", wait.Round(time.Millisecond),
+				"give_up_after", reconnectFor, "err", err)
+			if err := s.pause(ctx, wait); err != nil {
+				return err
+			}
+			continue
 		}
+		tries = 0
 		stop := context.AfterFunc(ctx, func() { pc.raw.Close() })
 		err = op(pc)
 		stop()
@@ -317,15 +433,23 @@ func (s *Source) do(ctx context.Context, what string, progress func() int, op fu
 		pc.shut(true)
 		if p := progress(); p != last {
 			last = p
-			failures = 0
+			drops, failures = 0, 0
 		}
-		if failures >= MaxReconnects {
-			return migrate.TransientError(fmt.Errorf("imapsrc: %s: connection lost %d times in a row: %w", what, failures+1, err))
+		if drops == 0 {
+			firstDrop = time.Now()
 		}
+		if drops >= MaxReconnects {
+			lost := time.Since(firstDrop).Round(time.Millisecond)
+			s.opts.Logger.Warn("imapsrc: connection lost again without progress; giving up", "source", s.String(), "op", what,
+				"drops", drops+1, "over", lost, "err", err)
+			return migrate.TransientError(fmt.Errorf("imapsrc: %s: connection lost %d times in a row without progress, over %v: %w",
+				what, drops+1, lost, err))
+		}
+		drops++
 		failures++
 		s.reconnected(ctx, err)
-		s.opts.Logger.Warn("imapsrc: connection lost, reconnecting", "source", s.String(), "op", what, "attempt", failures, "err", err)
-		if err := backoff.Sleep(ctx, reconnectWait(failures)); err != nil {
+		s.opts.Logger.Warn("imapsrc: connection lost, reconnecting", "source", s.String(), "op", what, "attempt", drops, "err", err)
+		if err := s.pause(ctx, reconnectWait(failures)); err != nil {
 			return err
 		}
 	}
