@@ -135,9 +135,11 @@ const (
 	ReceivedDateFromSource ReceivedDates = iota
 	// ReceivedDateAtImport keeps the MIME of every message up to
 	// MaxImportSize byte for byte through importMime, and gives up their
-	// received dates: they show the time of the import. It writes nothing
-	// to the mailbox but the messages (no probe, see
-	// Mailbox.ProbeReceivedDates), and needs no rebuilt message at all,
+	// received dates: they show the time of the import. It runs no probe
+	// (see Mailbox.ProbeReceivedDates), so it writes nothing to the
+	// mailbox but the messages (it still removes the scratch folders that
+	// an earlier process, killed while it probed, left behind), and needs
+	// no rebuilt message at all,
 	// for a migration judged first on content identical to the source's.
 	// On a tenant that honours the delivery-time PATCH, the default gives
 	// the same MIME and the received dates as well.

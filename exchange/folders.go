@@ -54,6 +54,12 @@ type folderKey struct {
 // when another writer creates the folder between the look-up and the
 // creation, EnsureFolder looks it up again and returns its id.
 //
+// After a look-up that succeeded, EnsureFolder has the Client sweep the
+// mailbox of what received-date probes that could not clean up left
+// there, once per mailbox and Client (see ProbeReceivedDates): a cached
+// folder costs nothing, and a sweep that fails is logged, not returned,
+// and tried again after a later look-up.
+//
 // Needs the Mail.ReadWrite permission.
 func (mb *Mailbox) EnsureFolder(ctx context.Context, parentID, name string, role migrate.Role) (string, error) {
 	ctx = mb.scoped(ctx)
@@ -85,6 +91,7 @@ func (mb *Mailbox) EnsureFolder(ctx context.Context, parentID, name string, role
 	if err != nil {
 		return "", err
 	}
+	mb.sweepProbes(ctx)
 	mb.mu.Lock()
 	mb.folders[key] = id
 	mb.mu.Unlock()

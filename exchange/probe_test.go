@@ -2,9 +2,12 @@ package exchange
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,11 +16,15 @@ import (
 
 	"github.com/mailferry/mailferry/exchange/exchangetest"
 	"github.com/mailferry/mailferry/migrate"
+	"github.com/mailferry/mailferry/migrate/migratetest"
 )
 
-// probeRoutes returns the requests of one probe, by the emulator's route.
+// probeRoutes returns the requests of one probe in a mailbox that its
+// Client has not swept yet, by the emulator's route: the sweep's one
+// listing (nothing to remove), then the probe's own.
 func probeRoutes() map[string]int {
 	return map[string]int{
+		"GET /users/{user}/mailFolders":                       1,
 		"POST /users/{user}/mailFolders":                      1,
 		"POST /users/{user}/mailFolders/{id}/importMime":      1,
 		"PATCH /users/{user}/messages/{id}":                   1,
@@ -249,4 +256,361 @@ func TestProbeFailures(t *testing.T) {
 			t.Errorf("the next caller did not probe again: %v", err)
 		}
 	})
+}
+
+// logBuffer collects a Client's log lines, for tests to read.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// captureLogs makes c log into the returned buffer as well as into the
+// test's log.
+func captureLogs(t *testing.T, c *Client) *logBuffer {
+	t.Helper()
+	logs := &logBuffer{}
+	c.logger = slog.New(slog.NewTextHandler(io.MultiWriter(logs, testWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return logs
+}
+
+// otherClient returns a Client of its own (another process, for the
+// sweep) on srv, through transport (nil: srv's), without retries.
+func otherClient(t *testing.T, srv *exchangetest.Server, transport http.RoundTripper) *Client {
+	t.Helper()
+	if transport == nil {
+		transport = srv.Client().Transport
+	}
+	c, err := NewClient(&Options{Credential: &fakeCredential{tokens: []string{testToken}}, BaseURL: srv.URL(),
+		Transport: transport, MaxRetries: -1, Budget: &Budget{},
+		Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// killedProbe runs the probe in user's mailbox from a process that is
+// killed at the canary's importMime: before Graph sees it, or (served)
+// once Graph has stored the canary. A dead process sends nothing more,
+// so every later request fails and the probe cannot clean up. It returns
+// the name of the scratch folder left behind.
+func killedProbe(t *testing.T, srv *exchangetest.Server, user string, served bool) string {
+	t.Helper()
+	base := srv.Client().Transport
+	var dead atomic.Bool
+	c := otherClient(t, srv, roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if dead.Load() {
+			return nil, errors.New("killed")
+		}
+		if strings.HasSuffix(r.URL.Path, "/importMime") {
+			dead.Store(true)
+			if served {
+				if resp, err := base.RoundTrip(r); err == nil {
+					resp.Body.Close()
+				}
+			}
+			return nil, errors.New("killed")
+		}
+		return base.RoundTrip(r)
+	}))
+	if _, err := c.Mailbox(user).ProbeReceivedDates(t.Context()); err == nil {
+		t.Fatal("the killed probe answered")
+	}
+	name := ""
+	for _, f := range srv.Folders(user) {
+		if isProbeName(f.DisplayName) {
+			name = f.DisplayName
+		}
+	}
+	if name == "" {
+		t.Fatal("the killed probe left no folder")
+	}
+	return name
+}
+
+// topFolder returns the top-level folder of user's mailbox named name.
+func topFolder(srv *exchangetest.Server, user, name string) (exchangetest.Folder, bool) {
+	root := ""
+	for _, f := range srv.Folders(user) {
+		if f.WellKnownName == "msgfolderroot" {
+			root = f.ID
+		}
+	}
+	for _, f := range srv.Folders(user) {
+		if f.ParentID == root && f.DisplayName == name {
+			return f, true
+		}
+	}
+	return exchangetest.Folder{}, false
+}
+
+// importInto imports raw into the folder id of mb's mailbox.
+func importInto(t *testing.T, mb *Mailbox, id string, raw []byte) {
+	t.Helper()
+	enc := []byte(base64.StdEncoding.EncodeToString(raw))
+	if _, err := mb.createItem(t.Context(), "import", nil, importMIMEPath, map[string]string{"folder": id}, textBody(enc)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestIsProbeName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"mailferry-probe-0123456789ab":  true,
+		"mailferry-probe-0123456789AB":  false,
+		"Mailferry-Probe-0123456789ab":  false,
+		"mailferry-probe-0123456789a":   false,
+		"mailferry-probe-0123456789abc": false,
+		"mailferry-probe-notes-and-co":  false,
+		"mailferry-probe-":              false,
+		"mailferry-probes":              false,
+	} {
+		if got := isProbeName(name); got != want {
+			t.Errorf("isProbeName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// TestProbeSweep: what probes killed midway left (their scratch folder,
+// with or without its canary) is removed from each mailbox by the first
+// look-up of a Client that uses it, with each removal logged, and
+// nothing else is: folders named alike but not as a probe names them,
+// or holding more than canaries, or below the top, stay.
+func TestProbeSweep(t *testing.T) {
+	e := newEnv(t, nil)
+	logs := captureLogs(t, e.c)
+	const bob = "bob@contoso.com"
+	e.srv.AddMailbox(bob)
+	withCanary := killedProbe(t, e.srv, testUser, true)
+	noCanary := killedProbe(t, e.srv, bob, false)
+
+	// Another process made these in alice's mailbox.
+	other := otherClient(t, e.srv, nil).Mailbox(testUser)
+	mk := func(parent, name string) string {
+		t.Helper()
+		id, err := other.createFolder(t.Context(), parent, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	// A probe whose canary was imported twice (an answer lost, the
+	// import sent again): removed as well.
+	const twice = "mailferry-probe-00112233aabb"
+	id := mk("", twice)
+	importInto(t, other, id, probeMIME(twice))
+	importInto(t, other, id, probeMIME(twice))
+	// Kept: names a probe does not give, and folders that hold more
+	// than a probe leaves.
+	kept := []string{"mailferry-probe-notes-and-co", "Mailferry-Probe-fedcba987654", "mailferry-probe-0123456789abc", "mailferry-probes"}
+	for _, name := range kept {
+		importInto(t, other, mk("", name), sampleMIME("<"+name+"@example.org>", name))
+	}
+	const userMail, withChild = "mailferry-probe-0123456789ab", "mailferry-probe-ba9876543210"
+	id = mk("", userMail)
+	importInto(t, other, id, probeMIME(userMail))
+	importInto(t, other, id, sampleMIME("<mine@example.org>", "mine"))
+	mk(mk("", withChild), "Sub")
+	kept = append(kept, userMail, withChild)
+	inbox := e.wellKnown(t, "inbox")
+	mk(inbox, "mailferry-probe-abcdefabcdef")
+
+	before := e.srv.Stats()
+	ensureFolder(t, e.mb, "", "Projects", migrate.RoleNone)
+	st := e.srv.Stats()
+	for _, name := range []string{withCanary, twice} {
+		if _, ok := topFolder(e.srv, testUser, name); ok {
+			t.Errorf("the killed probe's folder %s is left", name)
+		}
+		if !strings.Contains(logs.String(), "folder="+name) {
+			t.Errorf("the removal of %s was not logged", name)
+		}
+	}
+	for _, name := range kept {
+		if _, ok := topFolder(e.srv, testUser, name); !ok {
+			t.Errorf("the folder %q was removed", name)
+		}
+	}
+	if !slices.ContainsFunc(e.srv.Folders(testUser), func(f exchangetest.Folder) bool { return f.ParentID == inbox }) {
+		t.Errorf("the folder under Inbox was removed")
+	}
+	for _, m := range e.srv.Messages(testUser) {
+		if strings.Contains(m.InternetMessageID, "@mailferry.invalid") && !strings.Contains(m.InternetMessageID, userMail) {
+			t.Errorf("a canary is left: %s in %s", m.InternetMessageID, e.srv.FolderPath(testUser, m.FolderID))
+		}
+	}
+	if !strings.Contains(logs.String(), "folder="+userMail) || !strings.Contains(logs.String(), "folder="+withChild) {
+		t.Errorf("the folders left in place were not logged:\n%s", logs)
+	}
+	if strings.Contains(logs.String(), testToken) {
+		t.Errorf("the logs hold the token")
+	}
+	// The sweep: one listing; for each folder that may be a probe's
+	// and has no child folder, its messages; a permanentDelete for each
+	// removed. Then EnsureFolder's own look-up and creation.
+	for route, want := range map[string]int{
+		"GET /users/{user}/mailFolders":                       2,
+		"GET /users/{user}/mailFolders/{id}/messages":         3,
+		"POST /users/{user}/mailFolders/{id}/permanentDelete": 2,
+		"POST /users/{user}/mailFolders":                      1,
+	} {
+		if n := st.ByRoute[route] - before.ByRoute[route]; n != want {
+			t.Errorf("%s: %d requests, want %d", route, n, want)
+		}
+	}
+	if n := st.Requests - before.Requests; n != 8 {
+		t.Errorf("%d requests, want 8", n)
+	}
+
+	// Bob's mailbox is swept when it is used, by the same Client.
+	if _, ok := topFolder(e.srv, bob, noCanary); !ok {
+		t.Fatalf("bob's mailbox was swept before it was used")
+	}
+	if _, err := e.c.Mailbox(bob).EnsureFolder(t.Context(), "", "Inbox", migrate.RoleInbox); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := topFolder(e.srv, bob, noCanary); ok {
+		t.Errorf("the killed probe's folder %s is left in bob's mailbox", noCanary)
+	}
+
+	// Once per mailbox and Client: neither another Mailbox nor the
+	// probe sweeps alice's again.
+	before = e.srv.Stats()
+	ensureFolder(t, e.c.Mailbox(testUser), "", "Projects", migrate.RoleNone)
+	if _, err := e.mb.ProbeReceivedDates(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	st = e.srv.Stats()
+	if n := st.ByRoute["GET /users/{user}/mailFolders"] - before.ByRoute["GET /users/{user}/mailFolders"]; n != 1 {
+		t.Errorf("%d listings of the top-level folders, want 1 (EnsureFolder's look-up, no sweep)", n)
+	}
+	if n, want := st.Requests-before.Requests, 1+len(probeRoutes())-1; n != want {
+		t.Errorf("%d requests, want %d", n, want)
+	}
+}
+
+// TestProbeSweepCost: in a mailbox with nothing to remove the sweep
+// costs one request, once per mailbox and Client.
+func TestProbeSweepCost(t *testing.T) {
+	e := newEnv(t, nil)
+	e.srv.AddMailbox("bob@contoso.com")
+	for _, user := range []string{testUser, "bob@contoso.com"} {
+		before := e.srv.Stats()
+		if _, err := e.c.Mailbox(user).EnsureFolder(t.Context(), "", "Inbox", migrate.RoleInbox); err != nil {
+			t.Fatal(err)
+		}
+		st := e.srv.Stats()
+		sweep := st.Requests - before.Requests - 1 // the well-known folder's GET
+		t.Logf("%s: the sweep of a mailbox with nothing to remove: %d request", user, sweep)
+		if sweep != 1 || st.ByRoute["GET /users/{user}/mailFolders"]-before.ByRoute["GET /users/{user}/mailFolders"] != 1 {
+			t.Errorf("%s: the sweep made %d requests (%v), want 1", user, sweep, st.ByRoute)
+		}
+		if _, err := e.c.Mailbox(user).EnsureFolder(t.Context(), "", "Inbox", migrate.RoleInbox); err != nil {
+			t.Fatal(err)
+		}
+		if n := e.srv.Stats().Requests - st.Requests; n != 1 {
+			t.Errorf("%s: a second Mailbox made %d requests, want 1 (no sweep)", user, n)
+		}
+	}
+}
+
+// TestProbeSweepSparesRunningProbe: a sweep of another Client of this
+// process, while a probe runs in the same mailbox, leaves the probe's
+// folder alone.
+func TestProbeSweepSparesRunningProbe(t *testing.T) {
+	var (
+		once     sync.Once
+		other    *Client
+		sweepErr error
+	)
+	e := newEnv(t, &envOptions{hook: func(r *http.Request) (*http.Response, error) {
+		if r.Method == http.MethodPatch {
+			once.Do(func() {
+				_, sweepErr = other.Mailbox(testUser).EnsureFolder(r.Context(), "", "Projects", migrate.RoleNone)
+			})
+		}
+		return nil, nil
+	}})
+	other = otherClient(t, e.srv, nil)
+	if _, err := e.mb.ProbeReceivedDates(t.Context()); err != nil {
+		t.Fatalf("the probe failed: %v", err)
+	}
+	if sweepErr != nil {
+		t.Fatal(sweepErr)
+	}
+	st := e.srv.Stats()
+	if st.ByRoute["GET /users/{user}/mailFolders/{id}/messages"] != 0 || st.ByRoute["POST /users/{user}/mailFolders/{id}/permanentDelete"] != 1 {
+		t.Errorf("the sweep touched the running probe's folder: %v", st.ByRoute)
+	}
+	if _, known := e.c.ReceivedDatesProbe(); !known {
+		t.Errorf("no answer")
+	}
+	checkNoProbeLeft(t, e)
+}
+
+// TestProbeSweepFailure: a sweep that fails is logged and fails nothing:
+// a whole migration goes through, and the mailbox is swept again a minute
+// later.
+func TestProbeSweepFailure(t *testing.T) {
+	var failing atomic.Bool
+	failing.Store(true)
+	var sweeps atomic.Int32
+	e := newEnv(t, &envOptions{hook: func(r *http.Request) (*http.Response, error) {
+		if strings.Contains(r.URL.RawQuery, "startswith") {
+			sweeps.Add(1)
+			if failing.Load() {
+				return answer(r, http.StatusServiceUnavailable, "ServiceUnavailable"), nil
+			}
+		}
+		return nil, nil
+	}})
+	logs := captureLogs(t, e.c)
+	left := killedProbe(t, e.srv, testUser, true)
+	fx := &migratetest.Fixture{Folders: []migratetest.FixtureFolder{
+		{Path: []string{"INBOX"}, Role: migrate.RoleInbox, Messages: []migratetest.FixtureMessage{
+			{Raw: sampleMIME("<f1@example.org>", "f1"), InternalDate: testInternalDate},
+			{Raw: sampleMIME("<f2@example.org>", "f2"), InternalDate: testInternalDate},
+		}},
+		{Path: []string{"Projects"}, Messages: []migratetest.FixtureMessage{
+			{Raw: sampleMIME("<f3@example.org>", "f3"), InternalDate: testInternalDate},
+		}},
+	}}
+	sweeps.Store(0)
+	rep := migrate.NewEngine(nil).Run(t.Context(), migrate.Job{Mailbox: testUser, Source: migratetest.NewSource(fx), Sink: e.mb})
+	if tot := rep.Totals(); rep.Lost() || tot.Copied != fx.Count() || tot.Failed != 0 {
+		t.Fatalf("the migration: %+v, %s %s", tot, rep.Mailboxes[0].Status, rep.Mailboxes[0].Error)
+	}
+	// One sweep, retried by the transport; no other call of the run
+	// swept again.
+	if n := sweeps.Load(); n != 1+5 {
+		t.Errorf("%d sweep listings, want 1 and 5 retries", n)
+	}
+	if !strings.Contains(logs.String(), "could not remove the leftovers") {
+		t.Errorf("the failed sweep was not logged")
+	}
+	if _, ok := topFolder(e.srv, testUser, left); !ok {
+		t.Fatalf("the leftover is gone though the sweep failed")
+	}
+
+	// A minute later, the next look-up sweeps.
+	failing.Store(false)
+	e.c.probe.mu.Lock()
+	e.c.probe.sweeps[testUser].retryAt = time.Now()
+	e.c.probe.mu.Unlock()
+	ensureFolder(t, e.mb, "", "Later", migrate.RoleNone)
+	if _, ok := topFolder(e.srv, testUser, left); ok {
+		t.Errorf("the leftover %s is still there after the sweep", left)
+	}
+	checkNoProbeLeft(t, e)
 }
