@@ -2,10 +2,8 @@ package mailferry_test
 
 import (
 	"bytes"
-	"encoding/base64"
 	"flag"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -57,71 +55,6 @@ func TestMain(m *testing.M) {
 
 // faultsFull reports whether the fault suite runs in its full form.
 func faultsFull() bool { return os.Getenv("MAILFERRY_FAULTS") == "full" }
-
-// faultMessage returns message n of a fault fixture: a short text (with
-// pad more bytes of text), or, with attachment > 0, a message carrying a
-// file attachment of that many pseudo-random bytes (returned too), named
-// big-<n>.bin.
-func faultMessage(n, pad, attachment int) (raw, payload []byte) {
-	head := fmt.Sprintf("Message-ID: <fault-%d@mailferry.test>\r\nDate: Mon, 04 Mar 2024 09:%02d:00 +0100\r\n"+
-		"From: Grace <grace@example.org>\r\nTo: alice@example.com\r\nSubject: Fault suite message %d\r\nMIME-Version: 1.0\r\n",
-		n, n%60, n)
-	if attachment == 0 {
-		filler := strings.Repeat("All work and no play makes a dull migration.\r\n", pad/46)
-		return []byte(head + "Content-Type: text/plain; charset=us-ascii\r\n\r\nMessage " + fmt.Sprint(n) + " of the fault suite.\r\n" + filler), nil
-	}
-	payload = make([]byte, attachment)
-	var seed [32]byte
-	copy(seed[:], fmt.Sprintf("mailferry fault payload %d", n))
-	rand.NewChaCha8(seed).Read(payload)
-	var b bytes.Buffer
-	b.WriteString(head + "Content-Type: multipart/mixed; boundary=\"fault-b\"\r\n\r\n" +
-		"--fault-b\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nThe file is attached.\r\n" +
-		"--fault-b\r\nContent-Type: application/octet-stream; name=\"big-" + fmt.Sprint(n) + ".bin\"\r\n" +
-		"Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"big-" + fmt.Sprint(n) + ".bin\"\r\n\r\n")
-	enc := base64.StdEncoding.EncodeToString(payload)
-	for len(enc) > 76 {
-		b.WriteString(enc[:76] + "\r\n")
-		enc = enc[76:]
-	}
-	b.WriteString(enc + "\r\n--fault-b--\r\n")
-	return b.Bytes(), payload
-}
-
-// faultFixture is the sample mailbox with small more messages (of about
-// pad bytes more) in INBOX and a folder "Bulk", and one message per entry
-// of large, with an attachment of that many bytes, in a folder "Large".
-// It returns the attachments by Message-ID.
-func faultFixture(small, pad int, large ...int) (*migratetest.Fixture, map[string][]byte) {
-	fx := migratetest.Sample()
-	date := time.Date(2024, time.March, 4, 9, 0, 0, 0, time.UTC)
-	bulk := migratetest.FixtureFolder{Path: []string{"Bulk"}}
-	for i := range small {
-		raw, _ := faultMessage(100+i, pad, 0)
-		m := migratetest.FixtureMessage{Raw: raw, InternalDate: date.Add(time.Duration(i) * time.Minute)}
-		if i%3 == 0 {
-			m.Flags = []migrate.Flag{migrate.FlagSeen}
-		}
-		if i%2 == 0 {
-			fx.Folders[0].Messages = append(fx.Folders[0].Messages, m)
-		} else {
-			bulk.Messages = append(bulk.Messages, m)
-		}
-	}
-	fx.Folders = append(fx.Folders, bulk)
-	payloads := map[string][]byte{}
-	big := migratetest.FixtureFolder{Path: []string{"Large"}}
-	for i, size := range large {
-		raw, payload := faultMessage(10000+i, 0, size)
-		m := migratetest.FixtureMessage{Raw: raw, InternalDate: date.Add(time.Duration(i) * time.Hour), Flags: []migrate.Flag{migrate.FlagSeen}}
-		big.Messages = append(big.Messages, m)
-		payloads[m.MessageID()] = payload
-	}
-	if len(big.Messages) > 0 {
-		fx.Folders = append(fx.Folders, big)
-	}
-	return fx, payloads
-}
 
 // checkExactlyOnce fails t unless user's mailbox holds every message of
 // fx exactly once (CheckFixture: by content, folder and flags, and
@@ -332,7 +265,7 @@ func TestFaultsDovecotRestart(t *testing.T) {
 			}
 			// Bulk's messages are of 32 KB, so that its fetch is not over
 			// as soon as it begins.
-			fx, payloads := faultFixture(small, 32<<10, 3<<20+1000)
+			fx, payloads := migratetest.BulkFixture(small, 32<<10, 3<<20+1000)
 			w := newFaultWorld(t, 3, fx, payloads, nil, nil)
 			total := 3 * fx.Count()
 			var mu sync.Mutex
@@ -468,7 +401,7 @@ func TestFaultsThrottleStorms(t *testing.T) {
 			for range tc.large {
 				large = append(large, 3<<20+1000)
 			}
-			fx, payloads := faultFixture(small, 0, large...)
+			fx, payloads := migratetest.BulkFixture(small, 0, large...)
 			w := newFaultWorld(t, 3, fx, payloads, &exchangetest.Options{Budget: emulated, TimeScale: tc.scale},
 				&exchange.Options{Budget: client})
 			total := 3 * fx.Count()
@@ -538,7 +471,7 @@ func TestFaultsUploadReset(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			fx, payloads := faultFixture(4, 0, tc.size)
+			fx, payloads := migratetest.BulkFixture(4, 0, tc.size)
 			w := newFaultWorld(t, 1, fx, payloads, nil, nil)
 			w.graph.FailNextUpload(tc.fault)
 			rep := migrate.NewEngine(&migrate.Options{State: w.state}).Run(t.Context(), w.jobs(t)...)

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -66,70 +65,6 @@ func faultSeed(t *testing.T) uint64 {
 	return seed
 }
 
-// faultMessage returns message n of a fault fixture: a short text, or,
-// with attachment > 0, a message carrying a file attachment of that many
-// pseudo-random bytes (returned too), named big-<n>.bin.
-func faultMessage(n, attachment int) (raw, payload []byte) {
-	head := fmt.Sprintf("Message-ID: <fault-%d@mailferry.test>\r\nDate: Mon, 04 Mar 2024 09:%02d:00 +0100\r\n"+
-		"From: Grace <grace@example.org>\r\nTo: alice@example.com\r\nSubject: Fault suite message %d\r\nMIME-Version: 1.0\r\n",
-		n, n%60, n)
-	if attachment == 0 {
-		return []byte(head + "Content-Type: text/plain; charset=us-ascii\r\n\r\nMessage " + strconv.Itoa(n) + " of the fault suite.\r\n"), nil
-	}
-	payload = make([]byte, attachment)
-	var seed [32]byte
-	copy(seed[:], fmt.Sprintf("mailferry fault payload %d", n))
-	rand.NewChaCha8(seed).Read(payload)
-	var b bytes.Buffer
-	name := "big-" + strconv.Itoa(n) + ".bin"
-	b.WriteString(head + "Content-Type: multipart/mixed; boundary=\"fault-b\"\r\n\r\n" +
-		"--fault-b\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nThe file is attached.\r\n" +
-		"--fault-b\r\nContent-Type: application/octet-stream; name=\"" + name + "\"\r\n" +
-		"Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"" + name + "\"\r\n\r\n")
-	enc := base64.StdEncoding.EncodeToString(payload)
-	for len(enc) > 76 {
-		b.WriteString(enc[:76] + "\r\n")
-		enc = enc[76:]
-	}
-	b.WriteString(enc + "\r\n--fault-b--\r\n")
-	return b.Bytes(), payload
-}
-
-// faultFixture is the sample mailbox with small more messages in INBOX
-// and a folder "Bulk", and one message per entry of large, with an
-// attachment of that many bytes, in a folder "Large". It returns the
-// attachments by Message-ID.
-func faultFixture(small int, large ...int) (*migratetest.Fixture, map[string][]byte) {
-	fx := migratetest.Sample()
-	date := time.Date(2024, time.March, 4, 9, 0, 0, 0, time.UTC)
-	bulk := migratetest.FixtureFolder{Path: []string{"Bulk"}}
-	for i := range small {
-		raw, _ := faultMessage(100+i, 0)
-		m := migratetest.FixtureMessage{Raw: raw, InternalDate: date.Add(time.Duration(i) * time.Minute)}
-		if i%3 == 0 {
-			m.Flags = []migrate.Flag{migrate.FlagSeen}
-		}
-		if i%2 == 0 {
-			fx.Folders[0].Messages = append(fx.Folders[0].Messages, m)
-		} else {
-			bulk.Messages = append(bulk.Messages, m)
-		}
-	}
-	fx.Folders = append(fx.Folders, bulk)
-	payloads := map[string][]byte{}
-	big := migratetest.FixtureFolder{Path: []string{"Large"}}
-	for i, size := range large {
-		raw, payload := faultMessage(10000+i, size)
-		m := migratetest.FixtureMessage{Raw: raw, InternalDate: date.Add(time.Duration(i) * time.Hour), Flags: []migrate.Flag{migrate.FlagSeen}}
-		big.Messages = append(big.Messages, m)
-		payloads[m.MessageID()] = payload
-	}
-	if len(big.Messages) > 0 {
-		fx.Folders = append(fx.Folders, big)
-	}
-	return fx, payloads
-}
-
 // faultBatch is a Dovecot holding mailboxes u1, u2, ... (password
 // "<user>-imap-pw"), each seeded with the same fixture. Tests only read
 // it, so several targets may migrate it at once.
@@ -143,7 +78,7 @@ type faultBatch struct {
 func newFaultBatch(t *testing.T, mailboxes, small int, large ...int) *faultBatch {
 	t.Helper()
 	b := &faultBatch{}
-	b.fx, b.payloads = faultFixture(small, large...)
+	b.fx, b.payloads = migratetest.BulkFixture(small, 0, large...)
 	pws := map[string]string{}
 	for i := range mailboxes {
 		u := fmt.Sprintf("u%d", i+1)

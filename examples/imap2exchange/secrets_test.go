@@ -25,6 +25,7 @@ import (
 	"github.com/mailferry/mailferry/internal/dovecottest"
 	"github.com/mailferry/mailferry/migrate"
 	"github.com/mailferry/mailferry/migrate/boltstate"
+	"github.com/mailferry/mailferry/migrate/migratetest"
 )
 
 // The secrets of TestSecrets: each distinctive, so that finding one
@@ -203,7 +204,7 @@ type secretsWorld struct {
 }
 
 func newSecretsWorld(t *testing.T) *secretsWorld {
-	fx, _ := faultFixture(2, 3<<20+1000)
+	fx, _ := migratetest.BulkFixture(2, 0, 3<<20+1000)
 	w := &secretsWorld{total: 2 * fx.Count()}
 	w.dc = dovecottest.Start(t, &dovecottest.Options{Users: map[string]string{
 		"alice": secretAlicePw, "bob": secretBobPw, "carol": "carol-right-pw"}})
