@@ -153,6 +153,43 @@ func (s *Source) SetUIDValidity(folder string, v uint32) {
 	}
 }
 
+// Hooks returns the SourceHooks with which TestSource changes s: Append,
+// SetFlags and Expunge as their namesakes do, and ChangeUIDValidity as
+// SetUIDValidity does, to one more than the folder's current value.
+func (s *Source) Hooks() SourceHooks {
+	return SourceHooks{
+		Append: func(_ context.Context, f migrate.Folder, m FixtureMessage) error {
+			s.Append(f.Path, m)
+			return nil
+		},
+		SetFlags: func(_ context.Context, f migrate.Folder, uid uint32, flags []migrate.Flag) error {
+			return s.SetFlags(f.Name, uid, flags)
+		},
+		Expunge: func(_ context.Context, f migrate.Folder, uid uint32) error {
+			if _, err := s.messageLocked(f.Name, uid); err != nil {
+				return err
+			}
+			return s.Expunge(f.Name, uid)
+		},
+		ChangeUIDValidity: func(_ context.Context, f migrate.Folder) error {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			mf := s.find(f.Name)
+			if mf == nil {
+				return fmt.Errorf("migratetest: no folder %q", f.Name)
+			}
+			mf.info.UIDValidity++
+			return nil
+		},
+	}
+}
+
+func (s *Source) messageLocked(folder string, uid uint32) (*memMessage, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.message(folder, uid)
+}
+
 func (s *Source) message(folder string, uid uint32) (*memMessage, error) {
 	f := s.find(folder)
 	if f == nil {
