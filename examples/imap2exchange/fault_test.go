@@ -94,6 +94,37 @@ func newFaultBatch(t *testing.T, mailboxes, small int, large ...int) *faultBatch
 	return b
 }
 
+// arrive delivers new mail to every mailbox of the batch, as mail keeps
+// arriving during a migration: small text messages and one message per
+// entry of large, with an attachment of that many bytes, into INBOX. The
+// messages are numbered from first (BulkMessage), so that waves do not
+// share Message-IDs; the batch's fixture and payloads grow with them.
+func (b *faultBatch) arrive(t *testing.T, first, small int, large ...int) {
+	t.Helper()
+	date := time.Date(2024, time.April, 1, 9, 0, 0, 0, time.UTC)
+	wave := &migratetest.Fixture{Folders: []migratetest.FixtureFolder{{Path: []string{"INBOX"}, Role: migrate.RoleInbox}}}
+	add := func(n, attachment int) {
+		raw, payload := migratetest.BulkMessage(n, 0, attachment)
+		m := migratetest.FixtureMessage{Raw: raw, InternalDate: date.Add(time.Duration(n) * time.Minute)}
+		wave.Folders[0].Messages = append(wave.Folders[0].Messages, m)
+		if payload != nil {
+			b.payloads[m.MessageID()] = payload
+		}
+	}
+	for i := range small {
+		add(first+i, 0)
+	}
+	for i, size := range large {
+		add(first+small+i, size)
+	}
+	for _, u := range b.users {
+		if err := imapsrctest.Seed(b.dc.Addr(), u, u+"-imap-pw", wave); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.fx.Folders[0].Messages = append(b.fx.Folders[0].Messages, wave.Folders[0].Messages...)
+}
+
 // total is the number of messages of the batch.
 func (b *faultBatch) total() int { return len(b.users) * b.fx.Count() }
 
@@ -528,21 +559,31 @@ func killPoint(name string) func(*http.Request) bool {
 // with the answer lost; kills at creates are drawn so that the batch's
 // messages are spread over the runs. After every kill no message may have
 // two complete copies. Short form: 3 kills (a served create, a served
-// upload PUT, a time) on 78 messages; full form: 20, drawn at random, on
-// 951.
+// upload PUT, a time) on 78 messages; full form: runs until 20 of them
+// were killed (at most 40 runs), kills drawn at random, on 951 messages
+// and more: whenever little is left to copy, new mail arrives (100 small
+// messages and a large one per mailbox), as it does during a migration,
+// so that every run has work to be killed in.
 func TestFaultsKill(t *testing.T) {
 	t.Parallel()
 	full := faultsFull()
-	rounds, small, large := 3, 10, []int{3<<20 + 1000}
+	// Up to rounds runs, until kills of them were killed; at least
+	// minKills must be (a kill at a time may come after the end).
+	rounds, kills, minKills, small, large := 3, 3, 2, 10, []int{3<<20 + 1000}
 	if full {
-		rounds, small, large = 20, 300, []int{3<<20 + 1000, 6 << 20}
+		rounds, kills, minKills, small, large = 40, 20, 20, 300, []int{3<<20 + 1000, 6 << 20}
 	}
 	rng := rand.New(rand.NewPCG(faultSeed(t), 1))
 	b := newFaultBatch(t, 3, small, large...)
 	tg := b.newTarget(t, nil)
 	tg.front.spareProbe = true // TestFaultsKillDuringProbe
-	killed, complete := 0, 0
-	for round := range rounds {
+	killed, complete, waves := 0, 0, 0
+	for round := 0; round < rounds && killed < kills; round++ {
+		if full && b.total()-complete < 50*len(b.users) {
+			waves++
+			b.arrive(t, 20000+1000*waves, 100, 3<<20+1000)
+			t.Logf("round %d: new mail: %d messages in all", round+1, b.total())
+		}
 		c := startTool(t, tg.args())
 		// The full form draws from the kill points that the work left
 		// will meet: while small messages are left, the command copies
@@ -551,7 +592,7 @@ func TestFaultsKill(t *testing.T) {
 		// create drawn so that the messages left spread over the runs
 		// left); once only the large ones are left, at their upload
 		// sessions, PUTs and watermark PATCHes, or at a time up to 6 s.
-		smallLeft := b.total()-complete > len(large)*len(b.users)
+		smallLeft := b.total()-complete > len(b.payloads)*len(b.users)
 		point := -1 // index into killPoints, or -1: a time
 		served := rng.IntN(2) == 0
 		switch {
@@ -574,11 +615,11 @@ func TestFaultsKill(t *testing.T) {
 			var n int
 			switch killPoints[point].name {
 			case "create":
-				// Twice the share of the messages left per run left, on
+				// Twice the share of the messages left per kill left, on
 				// average.
-				n = 1 + rng.IntN(max(4, 2*(b.total()-complete)/(rounds-round)))
+				n = 1 + rng.IntN(max(4, 2*(b.total()-complete)/max(1, kills-killed)))
 			case "upload-session", "upload-put":
-				n = 1 + rng.IntN(len(large)*len(b.users))
+				n = 1 + rng.IntN(len(b.payloads)*len(b.users))
 			default:
 				n = 1 + rng.IntN(4)
 			}
@@ -622,8 +663,8 @@ func TestFaultsKill(t *testing.T) {
 			t.Fatalf("after round %d:\n%s", round+1, c.output())
 		}
 	}
-	if killed < rounds*2/3 {
-		t.Errorf("%d runs of %d killed: the batch ended too soon to test much", killed, rounds)
+	if killed < minKills {
+		t.Errorf("%d runs killed, want %d: the runs ended too soon to test much", killed, minKills)
 	}
 
 	code, c := runTool(t, tg.args())
@@ -632,7 +673,7 @@ func TestFaultsKill(t *testing.T) {
 	}
 	tot := checkComplete(t, tg.report(t))
 	tg.checkExactlyOnce(t)
-	t.Logf("the last run: %d copied, %d already copied, %d repaired", tot.Copied, tot.AlreadyCopied, tot.Repaired)
+	t.Logf("the last run: %+v", tot)
 
 	// One more run copies nothing.
 	code, c = runTool(t, tg.args())
