@@ -180,6 +180,9 @@ func (fc *folderCopy) list(ctx context.Context) error {
 			fc.rep.Pass = "changes"
 			err := cl.ListChanges(ctx, f, st.ModSeq, fc.consider)
 			if err == nil {
+				// The messages not listed are unchanged, and as copied
+				// as the State says: counted, as in an unchanged folder.
+				fc.rep.AlreadyCopied = countCommitted(st)
 				return nil
 			}
 			if !errors.Is(err, ErrNoModSeq) {
@@ -530,7 +533,10 @@ func weight(size, budget int64) int64 {
 // put copies one fetched message to the sink and commits it. Several run
 // at once. body, when not nil, is what msg.Body streams from the source:
 // a Put that failed because it broke off returns a *cutBodyError and
-// counts nothing.
+// counts nothing. A message the sink stored is committed even when ctx
+// was cancelled meanwhile (the run interrupted while the Put was in
+// flight): the State must know every item the sink holds, or a rerun
+// copies it again.
 func (fc *folderCopy) put(ctx context.Context, msg *Message, body *sourceBody) error {
 	if fc.opts.Limiter != nil {
 		if err := fc.opts.Limiter.WaitN(ctx, 1); err != nil {
@@ -554,7 +560,7 @@ func (fc *folderCopy) put(ctx context.Context, msg *Message, body *sourceBody) e
 		}
 		return fc.fail(msg, ActionCopy, err)
 	}
-	if err := fc.opts.State.Commit(ctx, fc.job.Mailbox, msg.ID, itemID, msg.Flags); err != nil {
+	if err := fc.opts.State.Commit(context.WithoutCancel(ctx), fc.job.Mailbox, msg.ID, itemID, msg.Flags); err != nil {
 		return fmt.Errorf("migrate: state: %w", err)
 	}
 	if degraded {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/mailferry/mailferry/migrate"
@@ -34,7 +36,9 @@ func TestEngineDeltaPassListsOnlyChanges(t *testing.T) {
 				t.Errorf("idle pass listed %d folders in full", src.Lists-lists)
 			}
 
-			// One new message in INBOX, one flag change in Projects/2024.
+			// One new message in INBOX, one flag change in Projects/2024:
+			// one message changed in each of two folders.
+			changed := []string{"INBOX", "Projects/2024"}
 			src.Append([]string{"INBOX"}, migratetest.FixtureMessage{Raw: []byte("Message-ID: <new@x>\r\n\r\nnew\r\n"), InternalDate: time.Now()})
 			if err := src.SetFlags("Projects/2024", 2, []migrate.Flag{migrate.FlagSeen}); err != nil {
 				t.Fatal(err)
@@ -45,16 +49,21 @@ func TestEngineDeltaPassListsOnlyChanges(t *testing.T) {
 			if tot.Copied != 1 || tot.FlagsUpdated != 1 || rep.Lost() {
 				t.Errorf("delta pass: %+v", tot)
 			}
+			// Every message is accounted for, listed or not.
+			if tot.Copied+tot.AlreadyCopied != fx.Count()+1 {
+				t.Errorf("delta pass: %d copied + %d already copied, want %d in all", tot.Copied, tot.AlreadyCopied, fx.Count()+1)
+			}
 			if condstore {
-				if src.Lists != lists || src.ChangeLists-changeLists != 2 {
-					t.Errorf("delta pass: %d full lists, %d change lists; want 0 and 2", src.Lists-lists, src.ChangeLists-changeLists)
+				if src.Lists != lists || src.ChangeLists-changeLists != len(changed) {
+					t.Errorf("delta pass: %d full lists, %d change lists; want 0 and one per changed folder (%d)",
+						src.Lists-lists, src.ChangeLists-changeLists, len(changed))
 				}
-				if tot.Listed != 2 {
-					t.Errorf("delta pass listed %d messages, want the 2 that changed", tot.Listed)
+				if tot.Listed != len(changed) {
+					t.Errorf("delta pass listed %d messages, want the %d that changed", tot.Listed, len(changed))
 				}
 				for _, f := range rep.Mailboxes[0].Folders {
 					want := "unchanged"
-					if f.Source == "INBOX" || f.Source == "Projects/2024" {
+					if slices.Contains(changed, f.Source) {
 						want = "changes"
 					}
 					if f.Pass != want {
@@ -71,25 +80,46 @@ func TestEngineDeltaPassListsOnlyChanges(t *testing.T) {
 	}
 }
 
-// slowSink counts how many Puts run at once and how many bytes they hold.
-type slowSink struct {
-	*migratetest.Sink
+// gateSink is a Sink whose Puts, after the first free ones, wait at a
+// gate: each takes from gate the error it fails with, or nil (a closed
+// gate) to store its message. It counts the Puts and records how many
+// were in at once and their bytes. It has none of the optional
+// capabilities of the Sink it wraps.
+type gateSink struct {
+	migrate.Sink
+	free int
+	gate chan error
+	// ignoreCancel makes a Put wait at the gate whatever its context
+	// says, as a request already sent completes; without it, the end of
+	// its context ends the Put, with nothing stored.
+	ignoreCancel bool
+
 	mu                sync.Mutex
+	calls, waiting    int
+	cancelled         int // Puts at the gate that their context ended
+	calledCancelled   int // Puts called with their context already done
 	active, maxActive int
 	bytes, maxBytes   int64
-	delay             time.Duration
-	failMailboxAfter  int
-	puts              int
 }
 
-func (s *slowSink) Put(ctx context.Context, folderID string, m *migrate.Message) (string, error) {
+func newGateSink(store migrate.Sink, free int) *gateSink {
+	return &gateSink{Sink: store, free: free, gate: make(chan error)}
+}
+
+func (s *gateSink) Put(ctx context.Context, folderID string, m *migrate.Message) (string, error) {
 	s.mu.Lock()
+	s.calls++
+	if ctx.Err() != nil {
+		s.calledCancelled++
+	}
+	held := s.calls > s.free
+	if held {
+		s.waiting++
+	}
 	s.active++
 	s.bytes += m.Size
 	s.maxActive = max(s.maxActive, s.active)
 	s.maxBytes = max(s.maxBytes, s.bytes)
-	s.puts++
-	fail := s.failMailboxAfter > 0 && s.puts > s.failMailboxAfter
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -97,11 +127,37 @@ func (s *slowSink) Put(ctx context.Context, folderID string, m *migrate.Message)
 		s.bytes -= m.Size
 		s.mu.Unlock()
 	}()
-	time.Sleep(s.delay)
-	if fail {
-		return "", migrate.MailboxError(errors.New("ErrorQuotaExceeded"))
+	if held {
+		var done <-chan struct{}
+		if !s.ignoreCancel {
+			done = ctx.Done()
+		}
+		var err error
+		cancelled := false
+		select {
+		case err = <-s.gate:
+		case <-done:
+			err, cancelled = ctx.Err(), true
+		}
+		s.mu.Lock()
+		s.waiting--
+		if cancelled {
+			s.cancelled++
+		}
+		s.mu.Unlock()
+		if err != nil {
+			return "", err
+		}
+		ctx = context.WithoutCancel(ctx) // sent before any cancellation: it completes
 	}
 	return s.Sink.Put(ctx, folderID, m)
+}
+
+// counts returns how many Puts were called and how many wait at the gate.
+func (s *gateSink) counts() (calls, waiting int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls, s.waiting
 }
 
 func bigFixture(n, size int) *migratetest.Fixture {
@@ -117,41 +173,112 @@ func bigFixture(n, size int) *migratetest.Fixture {
 	return fx
 }
 
+// As many Puts run at once as MaxPutsPerMailbox allows and as many
+// bodies as MaxBytesInFlightPerMailbox holds, never more; a message
+// larger than the byte budget goes alone. Every Put waits at the gate
+// until the test lets one through: each time the Engine can go no
+// further, exactly that many Puts are in.
 func TestEngineConcurrentPutsWithinBounds(t *testing.T) {
-	fx := bigFixture(40, 1000)
+	const n, size = 40, 1000
+	fx := bigFixture(n, size)
 	for _, tc := range []struct {
-		puts       int
-		maxBytes   int64
-		wantActive int
+		name     string
+		puts     int
+		maxBytes int64
 	}{
-		{puts: 4, maxBytes: 64 << 20, wantActive: 4},
-		{puts: 1, maxBytes: 64 << 20, wantActive: 1},
-		{puts: 8, maxBytes: 2500, wantActive: 2}, // two 1000-byte bodies fit, three do not
+		{"four Puts", 4, 64 << 20},
+		{"one Put, streamed", 1, 64 << 20},
+		{"bounded by bytes", 8, 2.5 * size},
+		{"messages over the byte budget", 4, size / 2},
 	} {
-		sink := &slowSink{Sink: migratetest.NewSink(), delay: 5 * time.Millisecond}
-		rep := migrate.NewEngine(&migrate.Options{MaxPutsPerMailbox: tc.puts, MaxBytesInFlightPerMailbox: tc.maxBytes}).
-			Run(t.Context(), migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: sink})
-		if rep.Lost() || sink.Sink.Puts != 40 {
-			t.Fatalf("puts=%d: %s, %d stored", tc.puts, rep.Mailboxes[0].Status, sink.Sink.Puts)
-		}
-		if sink.maxActive != tc.wantActive {
-			t.Errorf("puts=%d maxBytes=%d: %d Puts at once, want %d", tc.puts, tc.maxBytes, sink.maxActive, tc.wantActive)
-		}
-		if sink.maxBytes > tc.maxBytes {
-			t.Errorf("puts=%d: %d bytes in Puts at once, bound %d", tc.puts, sink.maxBytes, tc.maxBytes)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			want := min(tc.puts, max(1, int(tc.maxBytes/size)))
+			synctest.Test(t, func(t *testing.T) {
+				store := migratetest.NewSink()
+				sink := newGateSink(store, 0)
+				eng := migrate.NewEngine(&migrate.Options{MaxPutsPerMailbox: tc.puts, MaxBytesInFlightPerMailbox: tc.maxBytes})
+				done := make(chan *migrate.Report)
+				go func() {
+					done <- eng.Run(t.Context(), migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: sink})
+				}()
+				for stored := 0; stored < n; stored++ {
+					synctest.Wait() // nothing moves until a Put returns
+					if _, waiting := sink.counts(); waiting != min(want, n-stored) {
+						t.Errorf("after %d Puts: %d Puts at once, want %d", stored, waiting, min(want, n-stored))
+						close(sink.gate)
+						break
+					}
+					sink.gate <- nil
+				}
+				rep := <-done
+				if rep.Lost() || store.Puts != n {
+					t.Errorf("%s, %d stored; want all %d", rep.Mailboxes[0].Status, store.Puts, n)
+				}
+				if sink.maxActive != want {
+					t.Errorf("at most %d Puts at once, want %d", sink.maxActive, want)
+				}
+				if bound := max(tc.maxBytes, size); sink.maxBytes > bound {
+					t.Errorf("%d bytes in Puts at once, bound %d", sink.maxBytes, bound)
+				}
+			})
+		})
 	}
 }
 
+// A mailbox error from one Put stops the mailbox: the Puts in flight
+// beside it are cancelled, no other Put begins, what was stored before
+// is committed, and the error is the mailbox's, not a message's.
 func TestEngineMailboxErrorStopsConcurrentPuts(t *testing.T) {
-	sink := &slowSink{Sink: migratetest.NewSink(), delay: time.Millisecond, failMailboxAfter: 5}
-	rep := migrate.NewEngine(nil).Run(t.Context(), migrate.Job{Mailbox: "a", Source: migratetest.NewSource(bigFixture(200, 500)), Sink: sink})
-	if mr := rep.Mailboxes[0]; mr.Status != migrate.StatusFailed || len(mr.Problems) != 0 {
-		t.Errorf("status %s, %d problems", mr.Status, len(mr.Problems))
+	synctest.Test(t, func(t *testing.T) {
+		const free = 5
+		fx := bigFixture(40, 500)
+		store, st := migratetest.NewSink(), migrate.NewMemoryState()
+		sink := newGateSink(store, free)
+		done := make(chan *migrate.Report)
+		go func() {
+			done <- migrate.NewEngine(&migrate.Options{State: st}).Run(t.Context(),
+				migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: sink})
+		}()
+		synctest.Wait() // the free Puts are done, the next ones wait at the gate
+		_, inFlight := sink.counts()
+		if inFlight < 2 {
+			close(sink.gate)
+			<-done
+			t.Fatalf("%d Puts in flight, want several", inFlight)
+		}
+		sink.gate <- migrate.MailboxError(errors.New("ErrorQuotaExceeded"))
+		rep := <-done
+
+		mr := rep.Mailboxes[0]
+		if mr.Status != migrate.StatusFailed || !errors.Is(mr.Err, migrate.ErrMailbox) || len(mr.Problems) != 0 || rep.Totals().Failed != 0 {
+			t.Errorf("status %s (%v), %d problems, %d failed; want the mailbox failed, no message", mr.Status, mr.Err, len(mr.Problems), rep.Totals().Failed)
+		}
+		if calls, _ := sink.counts(); calls != free+inFlight || sink.calledCancelled != 0 {
+			t.Errorf("%d Puts, want the %d free and the %d in flight: %d begun after the mailbox failed",
+				calls, free, inFlight, calls-free-inFlight)
+		}
+		if sink.cancelled != inFlight-1 {
+			t.Errorf("%d of the other %d Puts in flight cancelled", sink.cancelled, inFlight-1)
+		}
+		fs, err := st.Load(t.Context(), "a", "INBOX")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if store.Puts != free || rep.Totals().Copied != free || countCommitted(fs) != free {
+			t.Errorf("%d stored, %d copied, %d committed; want the %d free Puts", store.Puts, rep.Totals().Copied, countCommitted(fs), free)
+		}
+	})
+}
+
+// countCommitted returns how many messages fs records as copied.
+func countCommitted(fs migrate.FolderState) int {
+	n := 0
+	for _, r := range fs.Records {
+		if r.Committed() {
+			n++
+		}
 	}
-	if sink.puts > 5+4+1 {
-		t.Errorf("%d Puts were attempted after the mailbox failed at the 6th", sink.puts)
-	}
+	return n
 }
 
 // chattySource is a Source that reports reconnects, as imapsrc does:

@@ -42,10 +42,11 @@ func Mailbox(ctx context.Context, name string, src Source, dst Sink) (*MailboxRe
 
 // Run migrates every job, Options.MaxMailboxes at a time, and reports on
 // all of them. A failed mailbox does not stop the others. When ctx is
-// cancelled, the mailboxes in progress stop at once and every job not yet
-// begun is still started but fails at its first step, so the report has an
-// entry for each job, in order, with ctx's error for those that did not
-// finish.
+// cancelled, the mailboxes in progress stop at once (a message that a Put
+// in flight stored is still recorded in the State, so that a rerun does
+// not copy it again) and every job not yet begun is still started but
+// fails at its first step, so the report has an entry for each job, in
+// order, with ctx's error for those that did not finish.
 func (e *Engine) Run(ctx context.Context, jobs ...Job) *Report {
 	rep := &Report{Started: time.Now(), Mailboxes: make([]*MailboxReport, len(jobs))}
 	var g errgroup.Group

@@ -1,11 +1,13 @@
 package migrate_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/mailferry/mailferry/migrate"
@@ -48,6 +50,22 @@ func checkCopied(t *testing.T, fx *migratetest.Fixture, sink *migratetest.Sink) 
 	if len(items) != fx.Count() {
 		t.Errorf("sink holds %d items, want %d", len(items), fx.Count())
 	}
+}
+
+// itemOf returns the one sink item of the message whose Message-ID is
+// messageID; none, or more than one, fails the test.
+func itemOf(t *testing.T, sink *migratetest.Sink, messageID string) migratetest.StoredItem {
+	t.Helper()
+	var found []migratetest.StoredItem
+	for _, it := range sink.Items() {
+		if it.MessageID == messageID {
+			found = append(found, it)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d items of %s on the sink, want 1", len(found), messageID)
+	}
+	return found[0]
 }
 
 func TestEngineCopiesEverythingOnce(t *testing.T) {
@@ -127,10 +145,8 @@ func TestEngineDeltaPass(t *testing.T) {
 	if tot.Copied != 1 || tot.FlagsUpdated != 1 {
 		t.Fatalf("delta run: %+v", tot)
 	}
-	for _, it := range sink.Items() {
-		if bytes.Contains(it.MIME, []byte("<sample-4@")) && !migrate.SameFlags(it.Flags, []migrate.Flag{migrate.FlagSeen}) {
-			t.Errorf("flags of UID 4 on the sink: %v", it.Flags)
-		}
+	if it := itemOf(t, sink, c.fx.Folders[0].Messages[3].MessageID()); !migrate.SameFlags(it.Flags, []migrate.Flag{migrate.FlagSeen}) {
+		t.Errorf("flags of INBOX UID 4 on the sink: %v", it.Flags)
 	}
 	// And a third run has nothing to do.
 	if tot := eng.Run(ctx, job).Totals(); tot.Copied != 0 || tot.FlagsUpdated != 0 {
@@ -197,12 +213,50 @@ func TestEngineItemFailuresAndBadItemLimit(t *testing.T) {
 		!strings.Contains(p.Reason, "ErrorMimeContentInvalid") || !errors.Is(p.Err, migrate.ErrItem) {
 		t.Errorf("problem %+v", p)
 	}
+}
 
-	sink = migratetest.NewSink()
-	sink.PutErr = reject
-	rep = migrate.NewEngine(&migrate.Options{BadItemLimit: 1}).Run(t.Context(), migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: sink})
-	if mr := rep.Mailboxes[0]; mr.Status != migrate.StatusFailed || !errors.Is(mr.Err, migrate.ErrBadItemLimit) || !strings.Contains(mr.Error, "bad item limit") {
-		t.Errorf("with BadItemLimit 1: %s %q", mr.Status, mr.Error)
+// BadItemLimit N lets a mailbox with N failed messages go on to its end,
+// and stops it at the N+1st: the folders after it are not copied.
+func TestEngineBadItemLimitBoundary(t *testing.T) {
+	fx := migratetest.Sample()
+	// In three folders, the last of them Projects/2024, which Café and
+	// Café/Réunions follow.
+	rejected := []string{"<sample-2@mailferry.test>", "<sample-5@mailferry.test>", "<sample-12@mailferry.test>"}
+	limit := len(rejected) - 1
+	for _, failures := range []int{limit, limit + 1} {
+		t.Run(fmt.Sprintf("limit %d, %d failures", limit, failures), func(t *testing.T) {
+			sink := migratetest.NewSink()
+			sink.PutErr = func(m *migrate.Message) error {
+				if slices.Contains(rejected[:failures], m.MessageID) {
+					return migrate.ItemError(errors.New("ErrorMimeContentInvalid"))
+				}
+				return nil
+			}
+			rep := migrate.NewEngine(&migrate.Options{BadItemLimit: limit}).Run(t.Context(),
+				migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: sink})
+			mr, tot := rep.Mailboxes[0], rep.Totals()
+			if tot.Failed != failures || len(mr.Problems) != failures {
+				t.Errorf("%d failed, %d problems; want %d", tot.Failed, len(mr.Problems), failures)
+			}
+			if failures <= limit {
+				if mr.Status != migrate.StatusCompletedWithErrors || mr.Err != nil || tot.Copied != fx.Count()-failures {
+					t.Errorf("%s (%v), %d copied; want every other message (%d) copied", mr.Status, mr.Err, tot.Copied, fx.Count()-failures)
+				}
+				return
+			}
+			if mr.Status != migrate.StatusFailed || !errors.Is(mr.Err, migrate.ErrBadItemLimit) || !strings.Contains(mr.Error, "bad item limit") {
+				t.Errorf("%s %q, want failed with ErrBadItemLimit", mr.Status, mr.Error)
+			}
+			last := mr.Folders[len(mr.Folders)-1]
+			if last.Source != "Projects/2024" || !errors.Is(last.Err, migrate.ErrBadItemLimit) {
+				t.Errorf("the last folder reported is %s (%q), want Projects/2024 stopped by the limit", last.Source, last.Error)
+			}
+			for _, it := range sink.Items() {
+				if strings.HasPrefix(sink.FolderPath(it.FolderID), "Café") {
+					t.Errorf("%s copied to %s after the mailbox stopped", it.MessageID, sink.FolderPath(it.FolderID))
+				}
+			}
+		})
 	}
 }
 
@@ -336,4 +390,190 @@ func TestEngineKeepsEachNoticeOnce(t *testing.T) {
 	if got := rep.Mailboxes[0].Notices; len(got) != 1 || got[0] != "received dates kept" {
 		t.Errorf("notices %q", got)
 	}
+}
+
+// cancellableState is a State that refuses every call once its context
+// is done, as a State may (boltstate does while its queue is full).
+type cancellableState struct{ migrate.State }
+
+func (s cancellableState) Load(ctx context.Context, mailbox, folder string) (migrate.FolderState, error) {
+	if err := ctx.Err(); err != nil {
+		return migrate.FolderState{}, err
+	}
+	return s.State.Load(ctx, mailbox, folder)
+}
+
+func (s cancellableState) Begin(ctx context.Context, mailbox string, id migrate.SourceID) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.State.Begin(ctx, mailbox, id)
+}
+
+func (s cancellableState) Commit(ctx context.Context, mailbox string, id migrate.SourceID, itemID string, flags []migrate.Flag) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.State.Commit(ctx, mailbox, id, itemID, flags)
+}
+
+func (s cancellableState) SetModSeq(ctx context.Context, mailbox, folder string, uidValidity uint32, modSeq uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.State.SetModSeq(ctx, mailbox, folder, uidValidity, modSeq)
+}
+
+// Cancelling Run while Puts are in flight loses nothing half done. The
+// Puts sent before the cancellation complete, and each message the sink
+// stored is committed, even to a State that refuses a cancelled context;
+// no Put begins after it (every Put worker is busy when it comes, so the
+// next message waits for one). The mailbox is reported failed with the
+// context's error, not completed, and so is the job not yet begun. A
+// rerun with the same State copies exactly the rest, nothing twice, into
+// a sink that could not find an earlier copy if one were lost.
+func TestEngineRunCancelledWhilePutsAreInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const free = 6
+		fx := bigFixture(20, 500)
+		st, store, later := migrate.NewMemoryState(), migratetest.NewSink(), migratetest.NewSink()
+		sink := newGateSink(store, free)
+		sink.ignoreCancel = true
+		ctx, cancel := context.WithCancel(t.Context())
+		job := migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: sink}
+		notBegun := migrate.Job{Mailbox: "b", Source: migratetest.NewSource(fx), Sink: later}
+		done := make(chan *migrate.Report)
+		go func() {
+			done <- migrate.NewEngine(&migrate.Options{State: cancellableState{st}, MaxMailboxes: 1}).Run(ctx, job, notBegun)
+		}()
+		synctest.Wait() // the free Puts are done, the next ones wait at the gate
+		_, inFlight := sink.counts()
+		if inFlight == 0 {
+			close(sink.gate)
+			<-done
+			t.Fatal("no Put in flight to cancel")
+		}
+		cancel()
+		synctest.Wait()  // everything but the Puts in flight has stopped
+		close(sink.gate) // the Puts sent before the cancellation complete
+		rep := <-done
+
+		a, b := rep.Mailboxes[0], rep.Mailboxes[1]
+		if a.Status != migrate.StatusFailed || !errors.Is(a.Err, context.Canceled) || !rep.Lost() {
+			t.Errorf("mailbox a: %s (%v), want failed with context.Canceled", a.Status, a.Err)
+		}
+		if inbox := a.Folders[0]; !errors.Is(inbox.Err, context.Canceled) {
+			t.Errorf("INBOX: error %q, want it interrupted", inbox.Error)
+		}
+		if b.Status != migrate.StatusFailed || !errors.Is(b.Err, context.Canceled) || len(later.Items()) != 0 {
+			t.Errorf("mailbox b, not begun: %s (%v), %d items copied", b.Status, b.Err, len(later.Items()))
+		}
+		calls, _ := sink.counts()
+		if calls != free+inFlight || sink.calledCancelled != 0 {
+			t.Errorf("%d Puts, %d of them begun after the cancellation; want the %d free and the %d in flight",
+				calls, sink.calledCancelled, free, inFlight)
+		}
+		stored := store.Items()
+		if len(stored) != free+inFlight || rep.Totals().Copied != len(stored) {
+			t.Errorf("%d stored, %d reported copied; want %d", len(stored), rep.Totals().Copied, free+inFlight)
+		}
+		// Each item the sink holds is recorded as the copy of its message.
+		fs, err := st.Load(t.Context(), "a", "INBOX")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range stored {
+			id, err := migrate.ParseSourceID(it.Watermark)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := fs.Records[id.UID]; r.ItemID != it.ID {
+				t.Errorf("UID %d stored as %s, recorded as %+v", id.UID, it.ID, r)
+			}
+		}
+
+		job.Sink = sinkOnly{store}
+		rep = migrate.NewEngine(&migrate.Options{State: st}).Run(t.Context(), job)
+		tot := rep.Totals()
+		if rep.Lost() || tot.Copied != fx.Count()-len(stored) || tot.AlreadyCopied != len(stored) || tot.Repaired != 0 {
+			t.Errorf("rerun: %s, totals %+v; want %d copied, %d already copied", rep.Mailboxes[0].Status, tot, fx.Count()-len(stored), len(stored))
+		}
+		checkCopied(t, fx, store)
+	})
+}
+
+// A folder the mapper leaves out is reported as skipped: not read, no
+// target folder made for it, nothing copied from it, and no failure.
+func TestEngineSkipsFoldersTheMapperLeavesOut(t *testing.T) {
+	fx := migratetest.Sample()
+	left := map[string]bool{"Trash": true, "Junk": true}
+	mapper := migrate.FolderMapperFunc(func(folders []migrate.Folder) ([]migrate.Target, error) {
+		targets, err := migrate.DefaultMapper().MapFolders(folders)
+		for i, f := range folders {
+			if left[f.Name] {
+				targets[i] = migrate.Target{Skip: true}
+			}
+		}
+		return targets, err
+	})
+	src, sink := migratetest.NewSource(fx), &ensureRecorder{Sink: migratetest.NewSink()}
+	rep := migrate.NewEngine(&migrate.Options{Mapper: mapper}).Run(t.Context(), migrate.Job{Mailbox: "a", Source: src, Sink: sink})
+	mr := rep.Mailboxes[0]
+	if mr.Status != migrate.StatusCompleted || rep.Lost() || len(mr.Problems) != 0 {
+		t.Errorf("status %s, problems %+v; want completed", mr.Status, mr.Problems)
+	}
+	wantCopied, skipped := 0, 0
+	for _, f := range fx.Folders {
+		if !left[strings.Join(f.Path, "/")] {
+			wantCopied += len(f.Messages)
+		}
+	}
+	for _, f := range mr.Folders {
+		if f.Skipped != left[f.Source] {
+			t.Errorf("%s: skipped %v", f.Source, f.Skipped)
+		}
+		if !f.Skipped {
+			continue
+		}
+		skipped++
+		if f.Listed != 0 || f.Copied != 0 || f.Failed != 0 || f.Err != nil || f.Pass != "" {
+			t.Errorf("%s, left out: %+v", f.Source, f)
+		}
+	}
+	if skipped != len(left) {
+		t.Errorf("%d folders reported skipped, want %d", skipped, len(left))
+	}
+	if tot := rep.Totals(); tot.Copied != wantCopied || sink.Puts != wantCopied {
+		t.Errorf("%d copied, %d Puts; want %d, the messages of the other folders", tot.Copied, sink.Puts, wantCopied)
+	}
+	if src.UIDLists != len(fx.Folders)-len(left) {
+		t.Errorf("%d folders read, want %d", src.UIDLists, len(fx.Folders)-len(left))
+	}
+	for _, it := range sink.Items() {
+		if path := sink.FolderPath(it.FolderID); path == "Deleted Items" || path == "Junk Email" {
+			t.Errorf("%s copied to %s", it.MessageID, path)
+		}
+	}
+	for _, e := range sink.ensured {
+		if e.role == migrate.RoleTrash || e.role == migrate.RoleJunk || e.name == "Deleted Items" || e.name == "Junk Email" {
+			t.Errorf("folder %q (role %q) made for a folder left out", e.name, e.role)
+		}
+	}
+}
+
+// ensureRecorder is a migratetest.Sink that records the folders it is
+// asked to ensure.
+type ensureRecorder struct {
+	*migratetest.Sink
+	ensured []ensured
+}
+
+type ensured struct {
+	name string
+	role migrate.Role
+}
+
+func (s *ensureRecorder) EnsureFolder(ctx context.Context, parentID, name string, role migrate.Role) (string, error) {
+	s.ensured = append(s.ensured, ensured{name, role})
+	return s.Sink.EnsureFolder(ctx, parentID, name, role)
 }

@@ -15,16 +15,27 @@ type Limiter interface {
 }
 
 // A Deduper decides whether a message is a copy of one already seen in the
-// same target folder. The Engine shows it every listed message of a folder
-// in UID order, including those copied by earlier runs (so that it knows
-// them), and skips those it calls duplicates. Safe for concurrent use.
+// same target folder. The Engine shows it, in UID order, each message of
+// the folder that a pass reads and the Filter keeps, including those
+// copied by earlier runs (so that it knows them), and skips those it calls
+// duplicates. What a pass reads depends on how it reads the folder
+// (FolderReport.Pass): a first or a full pass reads every message, but a
+// delta pass through a ChangeLister reads only the messages added, or
+// whose flags changed, since the last complete pass, and a folder whose
+// mod-sequence has not moved is not read at all. So a message that
+// arrives after an earlier run copied its twin is a duplicate only to a
+// Deduper that remembers that run (the same MessageIDDeduper, kept by an
+// Engine across its runs): a new Deduper is not shown the twin on a delta
+// pass, and the message is copied. Safe for concurrent use.
 type Deduper interface {
 	Seen(mailbox string, target Target, m MessageInfo) (duplicate bool)
 }
 
 // MessageIDDeduper is a Deduper that takes two messages with the same
 // Message-ID and size in the same target folder for one. Messages without a
-// Message-ID are never duplicates. It remembers one run.
+// Message-ID are never duplicates. It remembers, in memory, every message
+// it was shown for as long as it is kept: across the runs of an Engine
+// that holds it, never across processes.
 type MessageIDDeduper struct {
 	mu   sync.Mutex
 	seen map[string]struct{}

@@ -1,7 +1,6 @@
 package migrate_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,10 +40,8 @@ func TestEngineRebuildsStateFromTarget(t *testing.T) {
 	if got := c.src.Lists - lists; got != len(c.fx.Folders) {
 		t.Errorf("%d full listings, want one per folder (%d)", got, len(c.fx.Folders))
 	}
-	for _, it := range c.sink.Items() {
-		if bytes.Contains(it.MIME, []byte("<sample-4@")) && !migrate.SameFlags(it.Flags, seen) {
-			t.Errorf("flags of INBOX UID 4 on the sink: %v, want %v", it.Flags, seen)
-		}
+	if it := itemOf(t, c.sink, c.fx.Folders[0].Messages[3].MessageID()); !migrate.SameFlags(it.Flags, seen) {
+		t.Errorf("flags of INBOX UID 4 on the sink: %v, want %v", it.Flags, seen)
 	}
 	c.fx.Folders[0].Messages[3].Flags = seen
 	checkCopied(t, c.fx, c.sink)

@@ -51,14 +51,18 @@ func ContainsFlag(flags []Flag, f Flag) bool {
 	return slices.ContainsFunc(flags, func(g Flag) bool { return strings.EqualFold(string(g), string(f)) })
 }
 
-// SameFlags reports whether a and b hold the same flags, in any order and
-// ignoring case.
+// SameFlags reports whether a and b hold the same set of flags: every
+// flag of each is in the other, compared as ContainsFlag compares them
+// (ignoring case), whatever the order and however often a flag is
+// repeated. The answer does not depend on the order of the arguments.
 func SameFlags(a, b []Flag) bool {
-	if len(a) != len(b) {
-		return false
-	}
 	for _, f := range a {
 		if !ContainsFlag(b, f) {
+			return false
+		}
+	}
+	for _, f := range b {
+		if !ContainsFlag(a, f) {
 			return false
 		}
 	}

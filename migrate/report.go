@@ -58,12 +58,14 @@ type FolderReport struct {
 	Target string `json:"target"`
 	// Skipped is true when the folder was left out by the FolderMapper.
 	Skipped bool `json:"skipped,omitempty"`
-	// Listed is the number of messages the source listed.
+	// Listed is the number of messages the source listed: in a pass
+	// over changes only, those that changed.
 	Listed int `json:"listed"`
 	// Copied is the number copied in this run, Bytes their size.
 	Copied int   `json:"copied"`
 	Bytes  int64 `json:"bytes"`
-	// AlreadyCopied were copied by an earlier run.
+	// AlreadyCopied were copied by an earlier run (listed or, in a pass
+	// over changes only or an unchanged folder, recorded in the State).
 	AlreadyCopied int `json:"alreadyCopied"`
 	// Repaired were copied by an earlier run that stopped before committing
 	// them, found on the sink and committed now.
@@ -240,16 +242,22 @@ func (r *Report) WriteText(w io.Writer) error {
 	return tw.Flush()
 }
 
-// FormatBytes renders n as "12.3 MB" (powers of 1024, short names).
+// FormatBytes renders n as "12.3 MB" (powers of 1024, short names): below
+// 1024 in bytes ("1023 B"), else with one decimal in the largest unit that
+// shows at least 1.0, so that the number shown is always below 1024 (a
+// byte short of 1 MB is "1.0 MB", not "1024.0 KB").
 func FormatBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
-		return fmt.Sprintf("%d B", n)
+		return strconv.FormatInt(n, 10) + " B"
 	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
+	units := []string{"KB", "MB", "GB", "TB", "PB", "EB"}
+	oneDecimal := func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+	v, exp := float64(n)/unit, 0
+	// A value just below 1024 rounds to "1024.0": it too takes the next unit.
+	for exp < len(units)-1 && (v >= unit || oneDecimal(v) == "1024.0") {
+		v /= unit
 		exp++
 	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "KMGTPE"[exp])
+	return oneDecimal(v) + " " + units[exp]
 }
