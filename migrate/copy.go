@@ -53,8 +53,9 @@ func (m *mailboxRun) copyFolder(ctx context.Context, f Folder, t Target, fr *Fol
 		return err
 	}
 	// A pass that left nothing behind lets the next one list only changes;
-	// one that did must list again what it could not carry.
-	if f.ModSeq != 0 && fr.Failed == 0 && fr.FlagsFailed == 0 && fr.Pass != "unchanged" && f.ModSeq != st.ModSeq {
+	// one that did must list again what it could not carry, and one that
+	// filtered messages out what a later run with a wider Filter copies.
+	if f.ModSeq != 0 && fr.Failed == 0 && fr.FlagsFailed == 0 && fr.Filtered == 0 && fr.Pass != "unchanged" && f.ModSeq != st.ModSeq {
 		if err := m.opts.State.SetModSeq(ctx, m.job.Mailbox, f.Name, f.UIDValidity, f.ModSeq); err != nil {
 			return fmt.Errorf("migrate: state: %w", err)
 		}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/mailferry/mailferry/migrate"
 	"github.com/mailferry/mailferry/migrate/migratetest"
@@ -144,4 +145,36 @@ func TestDeduperIsShownWhatEachPassReads(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A run with a Filter leaves the messages it filtered out for a later run
+// with a wider one: it does not record the folder's mod-sequence, so the
+// next pass reads the folder again instead of finding it unchanged.
+func TestFilteredMessagesCopiedByAWiderRun(t *testing.T) {
+	fx := migratetest.Sample()
+	var cut time.Time // just after the oldest message: it is filtered out
+	for _, f := range fx.Folders {
+		for _, m := range f.Messages {
+			if cut.IsZero() || m.InternalDate.Before(cut) {
+				cut = m.InternalDate
+			}
+		}
+	}
+	cut = cut.Add(time.Second)
+	src, sink := migratetest.NewSource(fx), migratetest.NewSink()
+	job := migrate.Job{Mailbox: "a", Source: src, Sink: sink}
+	st := migrate.NewMemoryState()
+
+	narrow := migrate.NewEngine(&migrate.Options{State: st, Filter: migrate.Filter{Since: cut}}).Run(t.Context(), job)
+	tot := narrow.Totals()
+	if narrow.Lost() || tot.Filtered == 0 || tot.Copied == 0 || tot.Copied+tot.Filtered != fx.Count() {
+		t.Fatalf("narrow run: %+v; want some copied and some filtered out", tot)
+	}
+	filtered := tot.Filtered
+
+	wide := migrate.NewEngine(&migrate.Options{State: st}).Run(t.Context(), job)
+	if tot := wide.Totals(); wide.Lost() || tot.Copied != filtered || tot.AlreadyCopied != fx.Count()-filtered {
+		t.Errorf("run without the filter: %+v; want the %d filtered out copied now, the rest already copied", tot, filtered)
+	}
+	checkCopied(t, fx, sink)
 }

@@ -9,14 +9,26 @@
 //	    -tenant <tenant id> -client-id <app id> -state batch.state -report report.json
 //
 // Run it again until cutover: only new messages and changed flags are
-// carried. Secrets come from the environment, never from flags (which
-// other users of the machine can see): MAILFERRY_CLIENT_SECRET, or
-// MAILFERRY_CLIENT_CERT (a PEM file with certificate and key) with
-// -client-cert, or MAILFERRY_GRAPH_TOKEN (an access token obtained
-// elsewhere, or any token for the exchangetest emulator).
+// carried. Secrets come from the environment or from files, never from
+// flags (which other users of the machine can see): the app's client
+// secret in MAILFERRY_CLIENT_SECRET, or its certificate and private key
+// in the PEM file that -client-cert names, or MAILFERRY_GRAPH_TOKEN (an
+// access token obtained elsewhere, or any token for the exchangetest
+// emulator), which takes precedence over both.
 //
 // The app needs the Microsoft Graph application permissions
 // Mail.ReadWrite and Mail-Advanced.ReadWrite.All, granted by an admin.
+//
+// The exit status is 0 when every mailbox completed (every message
+// copied, or left out by -since or -before); 1 when the batch did not
+// complete: a mailbox failed or was stopped (by -bad-item-limit, or by
+// SIGINT or SIGTERM), some messages or folders were not copied (the
+// report says which; a rerun retries them), or the batch could not start
+// (a CSV with bad lines, each named; a credential, certificate or state
+// file that cannot be used); and 2 when the command line is wrong (an
+// unknown flag or argument, -csv or -imap missing, -tenant and
+// -client-id missing without MAILFERRY_GRAPH_TOKEN, or a flag's value
+// not understood), in which case nothing is read, written or sent.
 package main
 
 import (
@@ -68,10 +80,38 @@ type config struct {
 	verbose, probe                              bool
 }
 
-func parse(args []string, stderr io.Writer) (*config, error) {
+// usageText is the head of the usage; exitText, its tail, the exit
+// statuses (as the package documentation says them).
+const (
+	usageText = `Usage: imap2exchange -csv batch.csv -imap host:port [-tenant id -client-id id] [flags]
+
+Migrates the mailboxes of the CSV from the IMAP server into Exchange Online.
+Graph credentials: MAILFERRY_CLIENT_SECRET, or -client-cert, or MAILFERRY_GRAPH_TOKEN.
+
+Flags:
+`
+	exitText = `
+Exit status:
+  0  every mailbox completed (every message copied, or left out by -since or -before)
+  1  the batch did not complete: a mailbox failed or was stopped (-bad-item-limit,
+     SIGINT, SIGTERM), messages or folders were not copied (see the report; run
+     again to retry them), or the batch could not start (a bad CSV line, a
+     credential, certificate or state file that cannot be used)
+  2  the command line is wrong; nothing was done
+`
+)
+
+// parse reads the command line. Its errors are usage errors: the usage has
+// been written to stderr.
+func parse(args []string, stderr io.Writer, getenv func(string) string) (*config, error) {
 	var c config
 	fs := flag.NewFlagSet("imap2exchange", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageText)
+		fs.PrintDefaults()
+		fmt.Fprint(stderr, exitText)
+	}
 	fs.StringVar(&c.csv, "csv", "", "the batch: a CSV with EmailAddress,UserName,Password[,UserRoot] (required)")
 	fs.StringVar(&c.imapAddr, "imap", "", "the IMAP server, host:port (required)")
 	fs.StringVar(&c.security, "security", "tls", "tls (port 993), starttls (port 143) or plaintext (sends passwords in clear)")
@@ -85,25 +125,53 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.report, "report", "", "write the report as JSON to this file")
 	fs.StringVar(&c.reportCSV, "report-csv", "", "write the report as CSV (one row per folder) to this file")
 	fs.IntVar(&c.mailboxes, "mailboxes", 4, "how many mailboxes to migrate at once")
-	fs.IntVar(&c.badItemLimit, "bad-item-limit", 0, "stop a mailbox after this many messages fail (0: never)")
-	fs.StringVar(&c.since, "since", "", "copy only messages received on or after this date (YYYY-MM-DD)")
-	fs.StringVar(&c.before, "before", "", "copy only messages received before this date (YYYY-MM-DD)")
+	fs.IntVar(&c.badItemLimit, "bad-item-limit", 0, "stop a mailbox once more than this many of its messages failed, as Exchange's -BadItemLimit (0: no limit)")
+	fs.StringVar(&c.since, "since", "", "copy only messages the IMAP server received on or after this date (YYYY-MM-DD, from 00:00 UTC)")
+	fs.StringVar(&c.before, "before", "", "copy only messages the IMAP server received before this date (YYYY-MM-DD, from 00:00 UTC)")
 	fs.IntVar(&c.maxConnections, "max-connections", 10, "the most IMAP connections open at once to the server, for the whole batch (providers limit them)")
 	fs.StringVar(&c.receivedDates, "received-dates", "source", "source: every message keeps its IMAP date as received, with its exact MIME where the tenant allows both, else rebuilt by Exchange (signed and encrypted messages keep their MIME); import: every message up to 3 MB keeps its MIME byte for byte, Outlook shows the import time as received")
 	fs.BoolVar(&c.probe, "probe", false, "only test each mailbox's IMAP login and report its folders, messages and size (the assessment), then stop")
 	fs.BoolVar(&c.verbose, "v", false, "log every message copied")
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		return nil, err // the flag package has written the usage
 	}
-	if c.csv == "" || c.imapAddr == "" {
+	if fs.NArg() > 0 {
+		// The flags stop at the first word that is not one, and the
+		// flags after it would be ignored.
 		fs.Usage()
-		return nil, errors.New("-csv and -imap are required")
+		return nil, fmt.Errorf("unexpected argument %q (a boolean flag takes a value as -flag=false)", fs.Arg(0))
+	}
+	if err := c.check(getenv); err != nil {
+		fs.Usage()
+		return nil, err
 	}
 	return &c, nil
 }
 
+// check reports what the command line lacks or what of its values is not
+// understood, before anything is read, written or sent.
+func (c *config) check(getenv func(string) string) error {
+	switch {
+	case c.csv == "" || c.imapAddr == "":
+		return errors.New("-csv and -imap are required")
+	case !c.probe && getenv("MAILFERRY_GRAPH_TOKEN") == "" && (c.tenant == "" || c.clientID == ""):
+		return errors.New("-tenant and -client-id are required (or MAILFERRY_GRAPH_TOKEN)")
+	}
+	if _, err := security(c.security); err != nil {
+		return err
+	}
+	if _, err := receivedDates(c.receivedDates); err != nil {
+		return err
+	}
+	_, err := dateFilter(c)
+	return err
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	c, err := parse(args, stderr)
+	c, err := parse(args, stderr, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0 // -h: the usage asked for
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "imap2exchange:", err)
 		return 2
@@ -136,16 +204,11 @@ func migrateBatch(ctx context.Context, c *config, stdout, stderr io.Writer, gete
 	if err != nil {
 		return err
 	}
-	exOpts := &exchange.Options{Credential: cred, BaseURL: c.graphURL}
-	switch c.receivedDates {
-	case "source":
-		exOpts.ReceivedDates = exchange.ReceivedDateFromSource
-	case "import":
-		exOpts.ReceivedDates = exchange.ReceivedDateAtImport
-	default:
-		return fmt.Errorf("-received-dates %q: want source or import", c.receivedDates)
+	dates, err := receivedDates(c.receivedDates)
+	if err != nil {
+		return err
 	}
-	client, err := exchange.NewClient(exOpts)
+	client, err := exchange.NewClient(&exchange.Options{Credential: cred, BaseURL: c.graphURL, ReceivedDates: dates})
 	if err != nil {
 		return err
 	}
@@ -222,22 +285,16 @@ func imapOptions(c *config) (*imapsrc.Options, error) {
 	if c.maxConnections > 0 {
 		o.ServerLimit = imapsrc.NewServerLimit(c.maxConnections)
 	}
-	switch c.security {
-	case "tls":
-		o.Security = imapsrc.TLS
-	case "starttls":
-		o.Security = imapsrc.StartTLS
-	case "plaintext":
-		o.Security = imapsrc.Plaintext
-	default:
-		return nil, fmt.Errorf("-security %q: want tls, starttls or plaintext", c.security)
+	var err error
+	if o.Security, err = security(c.security); err != nil {
+		return nil, err
 	}
 	if c.caFile != "" || c.serverName != "" {
 		o.TLSConfig = &tls.Config{ServerName: c.serverName}
 		if c.caFile != "" {
 			pem, err := os.ReadFile(c.caFile)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("-ca: %w", err)
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
@@ -247,6 +304,30 @@ func imapOptions(c *config) (*imapsrc.Options, error) {
 		}
 	}
 	return o, nil
+}
+
+// security is the value of -security.
+func security(s string) (imapsrc.Security, error) {
+	switch s {
+	case "tls":
+		return imapsrc.TLS, nil
+	case "starttls":
+		return imapsrc.StartTLS, nil
+	case "plaintext":
+		return imapsrc.Plaintext, nil
+	}
+	return 0, fmt.Errorf("-security %q: want tls, starttls or plaintext", s)
+}
+
+// receivedDates is the value of -received-dates.
+func receivedDates(s string) (exchange.ReceivedDates, error) {
+	switch s {
+	case "source":
+		return exchange.ReceivedDateFromSource, nil
+	case "import":
+		return exchange.ReceivedDateAtImport, nil
+	}
+	return 0, fmt.Errorf("-received-dates %q: want source or import", s)
 }
 
 // credential picks the Graph credential from the environment.
@@ -260,11 +341,11 @@ func credential(c *config, getenv func(string) string) (azcore.TokenCredential, 
 	if c.clientCert != "" {
 		pem, err := os.ReadFile(c.clientCert)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("-client-cert: %w", err)
 		}
 		certs, key, err := azidentity.ParseCertificates(pem, nil)
 		if err != nil {
-			return nil, fmt.Errorf("-client-cert %s: %w", c.clientCert, err)
+			return nil, fmt.Errorf("-client-cert %s: want a PEM file with the app's certificate and its private key: %w", c.clientCert, err)
 		}
 		return azidentity.NewClientCertificateCredential(c.tenant, c.clientID, certs, key, nil)
 	}

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -136,7 +134,8 @@ func TestBadInput(t *testing.T) {
 	csvPath := filepath.Join(dir, "batch.csv")
 	os.WriteFile(csvPath, []byte("EmailAddress,UserName,Password\nnot-an-address,alice,hunter2hunter2\n"), 0o600)
 	var out, errs bytes.Buffer
-	code := run(context.Background(), []string{"-csv", csvPath, "-imap", "127.0.0.1:1"}, &out, &errs, func(string) string { return "" })
+	app := []string{"-tenant", "contoso", "-client-id", "app"}
+	code := run(context.Background(), append([]string{"-csv", csvPath, "-imap", "127.0.0.1:1"}, app...), &out, &errs, func(string) string { return "" })
 	if code != 1 || !strings.Contains(errs.String(), "line 2") || strings.Contains(errs.String(), "hunter2") {
 		t.Errorf("bad CSV: exit %d, stderr %q", code, errs.String())
 	}
@@ -145,10 +144,17 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("missing -csv: exit %d", code)
 	}
 	os.WriteFile(csvPath, []byte("EmailAddress,UserName,Password\na@b.c,alice,pw\n"), 0o600)
+	// Neither a token nor the app: a usage error.
 	errs.Reset()
 	code = run(context.Background(), []string{"-csv", csvPath, "-imap", "127.0.0.1:1"}, &out, &errs, func(string) string { return "" })
-	if code != 1 || !strings.Contains(errs.String(), "MAILFERRY_GRAPH_TOKEN") {
+	if code != 2 || !strings.Contains(errs.String(), "MAILFERRY_GRAPH_TOKEN") {
 		t.Errorf("no credentials: exit %d, stderr %q", code, errs.String())
+	}
+	// The app, but neither its secret nor its certificate.
+	errs.Reset()
+	code = run(context.Background(), append([]string{"-csv", csvPath, "-imap", "127.0.0.1:1"}, app...), &out, &errs, func(string) string { return "" })
+	if code != 1 || !strings.Contains(errs.String(), "MAILFERRY_CLIENT_SECRET") {
+		t.Errorf("no secret: exit %d, stderr %q", code, errs.String())
 	}
 }
 
@@ -240,23 +246,39 @@ func (b *blockingGraph) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// TestSIGTERM runs the command as a child process, as systemd or
-// Kubernetes would, and stops it with SIGTERM half-way through a batch:
-// it must exit promptly, non-zero, having written its reports (readable
-// by its owner only) and its state.
-func TestSIGTERM(t *testing.T) {
+// TestSignals runs the command as a child process, as systemd or
+// Kubernetes (SIGTERM) or a user at a terminal (SIGINT, Ctrl-C) would,
+// and stops it half-way through a batch, while Graph requests hang: it
+// must exit promptly with status 1, having written its reports (readable
+// by its owner only, the mailbox failed, stopped by the signal) and its
+// state; a rerun then completes, every message in the target exactly
+// once, none of those copied before the signal copied again.
+func TestSignals(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("no SIGTERM on Windows")
 	}
+	t.Parallel()
 	imapSrv, err := imapsrctest.StartMemServer(map[string]string{"alice": "alice-imap-secret"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer imapSrv.Close()
+	t.Cleanup(func() { imapSrv.Close() }) // after the subtests
 	fx := migratetest.Sample()
 	if err := imapsrctest.Seed(imapSrv.Addr(), "alice", "alice-imap-secret", fx); err != nil {
 		t.Fatal(err)
 	}
+	for _, tc := range []struct {
+		name string
+		sig  syscall.Signal
+	}{{"SIGTERM", syscall.SIGTERM}, {"SIGINT", syscall.SIGINT}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			testSignal(t, tc.sig, imapSrv.Addr(), fx)
+		})
+	}
+}
+
+func testSignal(t *testing.T, sig syscall.Signal, imapAddr string, fx *migratetest.Fixture) {
 	g := exchangetest.NewServer(nil)
 	defer g.Close()
 	g.AddMailbox("alice@contoso.com")
@@ -268,42 +290,33 @@ func TestSIGTERM(t *testing.T) {
 	dir := t.TempDir()
 	csvPath := filepath.Join(dir, "batch.csv")
 	os.WriteFile(csvPath, []byte("EmailAddress,UserName,Password\nalice@contoso.com,alice,alice-imap-secret\n"), 0o600)
-	cmd := exec.Command(os.Args[0], "-csv", csvPath, "-imap", imapSrv.Addr(), "-security", "plaintext", "-graph-url", graph.URL,
-		"-state", filepath.Join(dir, "state"), "-report", filepath.Join(dir, "report.json"), "-report-csv", filepath.Join(dir, "report.csv"))
-	cmd.Env = append(os.Environ(), "IMAP2EXCHANGE_MAIN=1", "MAILFERRY_GRAPH_TOKEN=graph-token-value")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	args := []string{"-csv", csvPath, "-imap", imapAddr, "-security", "plaintext", "-graph-url", graph.URL,
+		"-state", filepath.Join(dir, "state"), "-report", filepath.Join(dir, "report.json"), "-report-csv", filepath.Join(dir, "report.csv")}
+	c := startTool(t, args, "MAILFERRY_GRAPH_TOKEN=graph-token-value")
 	select {
 	case <-bg.blocked:
-	case err := <-exited:
-		t.Fatalf("the command ended before it was stopped: %v\n%s", err, out.String())
+	case <-c.done:
+		t.Fatalf("the command ended before it was stopped: %v\n%s", c.err, c.output())
 	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("the migration never reached the Graph requests it should hang on\n%s", out.String())
+		t.Fatalf("the migration never reached the Graph requests it should hang on\n%s", c.output())
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := c.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
+	signalled := time.Now()
 	select {
-	case err = <-exited:
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		<-exited
-		t.Fatalf("still running 20s after SIGTERM\n%s", out.String())
+	case <-c.done:
+	case <-time.After(20 * time.Second): // a guard against a deadlock, not a measure of speed
+		t.Fatalf("still running 20s after %v\n%s", sig, c.output())
 	}
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Errorf("exit: %v, want exit status 1\n%s", err, out.String())
+	t.Logf("exited %v after %v", c.err, time.Since(signalled).Round(time.Millisecond))
+	if code := c.wait(t); code != 1 {
+		t.Errorf("exit %d (%v), want exit status 1\n%s", code, c.err, c.output())
 	}
 	var rep migrate.Report
 	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
 	if err != nil {
-		t.Fatalf("no report after SIGTERM: %v\n%s", err, out.String())
+		t.Fatalf("no report after %v: %v\n%s", sig, err, c.output())
 	}
 	if err := json.Unmarshal(b, &rep); err != nil || len(rep.Mailboxes) != 1 {
 		t.Fatalf("report.json: %v\n%s", err, b)
@@ -311,17 +324,44 @@ func TestSIGTERM(t *testing.T) {
 	if mb := rep.Mailboxes[0]; mb.Status != migrate.StatusFailed || !strings.Contains(mb.Error, "signal") && !strings.Contains(mb.Error, "context canceled") {
 		t.Errorf("report: mailbox %s: %s, %q; want failed, stopped by the signal", mb.Mailbox, mb.Status, mb.Error)
 	}
-	if tot := rep.Totals(); tot.Copied < 1 || tot.Copied >= fx.Count() {
-		t.Errorf("report: %d of %d copied before SIGTERM, want some", tot.Copied, fx.Count())
+	t.Logf("report: %s: %s", rep.Mailboxes[0].Status, rep.Mailboxes[0].Error)
+	before := rep.Totals().Copied
+	if before < 1 || before >= fx.Count() {
+		t.Errorf("report: %d of %d copied before %v, want some", before, fx.Count(), sig)
+	}
+	if csv, err := os.ReadFile(filepath.Join(dir, "report.csv")); err != nil || !strings.Contains(string(csv), "alice@contoso.com,failed,") {
+		t.Errorf("report.csv after %v: %v\n%s", sig, err, csv)
 	}
 	checkPrivate(t, dir, "report.json", "report.csv")
 	if fi, err := os.Stat(filepath.Join(dir, "state")); err != nil || fi.Size() == 0 {
-		t.Errorf("state after SIGTERM: %v", err)
+		t.Errorf("state after %v: %v", sig, err)
 	}
-	if !strings.Contains(out.String(), "stopping") {
-		t.Errorf("output does not say it is stopping:\n%s", out.String())
+	out := c.output()
+	if !strings.Contains(out, "stopping") {
+		t.Errorf("output does not say it is stopping:\n%s", out)
 	}
-	if strings.Contains(out.String(), "alice-imap-secret") || strings.Contains(out.String(), "graph-token-value") {
-		t.Errorf("output shows a secret:\n%s", out.String())
+	if strings.Contains(out, "alice-imap-secret") || strings.Contains(out, "graph-token-value") {
+		t.Errorf("output shows a secret:\n%s", out)
+	}
+
+	// The rerun, with Graph answering, completes from the state: what
+	// was copied before the signal is already there, the rest is copied
+	// once (what was begun, its request held, is looked for first).
+	code, c := runTool(t, setFlag(args, "-graph-url", g.URL()), "MAILFERRY_GRAPH_TOKEN=graph-token-value")
+	if code != 0 {
+		t.Fatalf("rerun: exit %d\n%s", code, c.output())
+	}
+	b, _ = os.ReadFile(filepath.Join(dir, "report.json"))
+	rep = migrate.Report{}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	tot := checkComplete(t, &rep)
+	if tot.AlreadyCopied != before || tot.Copied+tot.Repaired != fx.Count()-before {
+		t.Errorf("rerun: %d already copied, %d copied, %d repaired; want %d already copied and %d copied or repaired",
+			tot.AlreadyCopied, tot.Copied, tot.Repaired, before, fx.Count()-before)
+	}
+	for _, d := range g.CheckFixture("alice@contoso.com", fx) {
+		t.Errorf("after the rerun: %s", d)
 	}
 }
