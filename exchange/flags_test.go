@@ -1,11 +1,15 @@
 package exchange
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,23 +56,67 @@ func TestSetFlagsAnswered(t *testing.T) {
 	}
 }
 
-// TestSetFlagsBatch sets flags on 25 messages in two $batch requests, with
-// some sub-requests throttled by the emulator's request budget: they are
-// sent again after their Retry-After and every change lands.
+// skipClock is the real time plus what a test has skipped. An emulator
+// that measures its budget windows on it (exchangetest.Options.Now) sees
+// a client's injected sleeps pass at once, and real time go by as usual:
+// the client computes its pauses on the real clock, and each pause it
+// sleeps moves the emulator at least as far as the pause asked.
+type skipClock struct{ skipped atomic.Int64 }
+
+func (c *skipClock) Now() time.Time       { return time.Now().Add(time.Duration(c.skipped.Load())) }
+func (c *skipClock) Skip(d time.Duration) { c.skipped.Add(int64(d)) }
+
+// TestSetFlagsBatch sets flags on 22 messages and one missing item in two
+// $batch requests (20 + 3) against an emulator whose budget admits 12
+// requests per window: the 8 sub-requests of the first batch beyond the
+// budget are throttled, sent again once their Retry-After has passed, and
+// every change lands. The emulator's window (10 minutes) passes only when
+// the test or the client's wait moves its clock, never while a batch is
+// being served, so what is throttled does not depend on the machine's
+// speed.
 func TestSetFlagsBatch(t *testing.T) {
-	srv := newServer(t, &exchangetest.Options{
-		Budget: &exchangetest.Budget{MaxRequestsPerWindow: 12}, TimeScale: 1200, // 12 per 500 ms
+	const budget = 12
+	clock := &skipClock{}
+	var filling atomic.Bool
+	var srv *exchangetest.Server
+	var mu sync.Mutex
+	batches, firstThrottled := 0, -1
+	var before exchangetest.Stats
+	e := newEnv(t, &envOptions{
+		dates:  ReceivedDateAtImport, // the Puts' own requests only: no probe
+		server: &exchangetest.Options{Budget: &exchangetest.Budget{MaxRequestsPerWindow: budget}, Now: clock.Now},
+		hook: func(r *http.Request) (*http.Response, error) {
+			if filling.Load() {
+				// Each request of the filling starts a window of its own.
+				clock.Skip(exchangetest.RequestWindow)
+				return nil, nil
+			}
+			if strings.HasSuffix(r.URL.Path, "/$batch") {
+				mu.Lock()
+				defer mu.Unlock()
+				if batches++; batches == 2 {
+					// The first batch has been answered, and nothing
+					// else has been sent since.
+					firstThrottled = srv.Stats().Throttled - before.Throttled
+				}
+			}
+			return nil, nil
+		},
 	})
-	// The messages are put within the emulator's budget...
-	filler := newMailbox(t, srv, &Budget{MaxRequestsPerWindow: 12, RequestWindow: 500 * time.Millisecond})
+	srv = e.srv
+	// The client does not pace (Budget{}), and each wait it makes is
+	// skipped on the emulator's clock rather than slept.
+	e.c.retry.sleep = func(ctx context.Context, d time.Duration) error {
+		clock.Skip(d)
+		return ctx.Err()
+	}
 	ctx := t.Context()
-	inbox := ensureFolder(t, filler, "", "Inbox", migrate.RoleInbox)
+
+	filling.Store(true)
+	inbox := e.wellKnown(t, "inbox")
 	var changes []migrate.FlagChange
 	for i := range 22 {
-		id, err := filler.Put(ctx, inbox, message("INBOX", uint32(i+1), sampleMIME(fmt.Sprintf("<b%d@example.org>", i), "b")))
-		if err != nil {
-			t.Fatal(err)
-		}
+		id := e.put(t, inbox, message("INBOX", uint32(i+1), sampleMIME(fmt.Sprintf("<b%d@example.org>", i), "b")))
 		flags := []migrate.Flag{migrate.FlagSeen, migrate.FlagAnswered, "Batch"}
 		if i%2 == 0 {
 			flags = []migrate.Flag{migrate.FlagFlagged}
@@ -76,14 +124,15 @@ func TestSetFlagsBatch(t *testing.T) {
 		changes = append(changes, migrate.FlagChange{ItemID: id, Flags: flags})
 	}
 	changes = append(changes, migrate.FlagChange{ItemID: "AAMkAGnotthere", Flags: nil})
-	time.Sleep(500 * time.Millisecond)
+	if st := srv.Stats(); st.Throttled != 0 {
+		t.Fatalf("the filling was throttled: %v", st.ThrottledBy)
+	}
+	filling.Store(false)
+	clock.Skip(exchangetest.RequestWindow) // the filling's requests leave the window
 
-	// ...and their flags set by a client that does not pace, so that the
-	// emulator throttles sub-requests of the first batch.
-	mb := newMailbox(t, srv, &Budget{})
 	observedCtx, events := observed(ctx)
-	before := srv.Stats()
-	errs := mb.SetFlagsBatch(observedCtx, changes)
+	before = srv.Stats()
+	errs := e.mb.SetFlagsBatch(observedCtx, changes)
 	after := srv.Stats()
 	n := len(changes) - 1
 	for i, err := range errs[:n] {
@@ -97,11 +146,29 @@ func TestSetFlagsBatch(t *testing.T) {
 	if err := errs[n]; err == nil || !strings.Contains(err.Error(), "ErrorItemNotFound") {
 		t.Errorf("change of a missing item: %v", err)
 	}
-	if batches := after.ByRoute["POST /$batch"] - before.ByRoute["POST /$batch"]; batches < 3 {
-		t.Errorf("%d batches, want at least 3 (20 + 3, and a retry)", batches)
+	if want := maxBatch - budget; firstThrottled != want {
+		t.Errorf("the first batch had %d sub-requests throttled, want %d (%d sub-requests, a budget of %d)",
+			firstThrottled, want, maxBatch, budget)
 	}
-	if throttled := len(events()); after.Throttled == before.Throttled || throttled == 0 {
-		t.Errorf("no sub-request was throttled (stats %d, events %d): the test does not test retries", after.Throttled-before.Throttled, throttled)
+	if batches < 3 {
+		t.Errorf("%d batches, want at least 3 (20, the throttled ones again, 3)", batches)
+	}
+	throttled := after.ThrottledBy["MailboxRequests"] - before.ThrottledBy["MailboxRequests"]
+	t.Logf("%d batches, %d sub-requests throttled (%d in the first batch)", batches, throttled, firstThrottled)
+	var reported []migrate.Event
+	for _, ev := range events() {
+		if ev.Kind == migrate.EventThrottled {
+			reported = append(reported, ev)
+		}
+	}
+	if len(reported) != throttled || after.Throttled-before.Throttled != throttled {
+		t.Errorf("%d throttled sub-requests (%d in all), %d EventThrottled: want each reported once",
+			throttled, after.Throttled-before.Throttled, len(reported))
+	}
+	for _, ev := range reported {
+		if ev.Wait <= 0 || ev.Wait > exchangetest.RequestWindow {
+			t.Errorf("EventThrottled waits %v, want the rest of the %v window", ev.Wait, exchangetest.RequestWindow)
+		}
 	}
 }
 

@@ -189,6 +189,8 @@
 //     admit in throttle.go for why); Retry-After is when the window has
 //     room again, in whole seconds, at least 1. Options.TimeScale divides
 //     the windows (RequestWindow, UploadWindow) and so Retry-After;
+//     Options.Now replaces the clock they are measured on, so that a
+//     test can move time rather than wait for it;
 //     Options.Latency holds each request so that concurrency can be
 //     exceeded. Throttled requests are counted in Stats.Requests,
 //     Stats.Throttled and Stats.ThrottledBy, but do not use up a budget.

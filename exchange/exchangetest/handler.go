@@ -191,6 +191,9 @@ func (s *Server) dispatch(c *call) reply {
 		return *rej
 	}
 	defer release()
+	if s.admitted != nil {
+		s.admitted(c.method, tmpl)
+	}
 	if s.opts.Latency > 0 {
 		time.Sleep(s.opts.Latency)
 	}

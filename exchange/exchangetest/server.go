@@ -19,6 +19,14 @@ type Options struct {
 	// TimeScale divides every budget window (10 min, 5 min) so that
 	// throttling tests run fast; 0 means 1.
 	TimeScale float64
+	// Now is the clock of the budget windows: when a request is admitted
+	// and when it leaves its window, and so Retry-After. nil means
+	// time.Now. A test that sets it decides when a window has passed
+	// instead of waiting for it: a clock that only moves when the test
+	// moves it, or the real time plus what a client's injected sleeps
+	// skipped. Nothing else reads it: the dates the server stamps on
+	// items are real.
+	Now func() time.Time
 	// MaxRequestBytes is the request size limit, measured on the
 	// uncompressed body; beyond it the server answers 413.
 	// 0 means 4 MB (4*1024*1024).
@@ -73,6 +81,14 @@ type Server struct {
 	stats        Stats
 	budgets      map[*mailbox]*budgetState
 	seq          int64
+
+	// admitted, if set, is called with the method and route template of
+	// every request the budgets admit, before Options.Latency and before
+	// it is served, while it holds its concurrency slot and without s.mu.
+	// It is a hook for this package's tests (set before the server
+	// starts), so that a test can hold admitted requests at a barrier
+	// rather than rely on Latency outlasting the scheduler.
+	admitted func(method, tmpl string)
 }
 
 // NewServer starts a Server on 127.0.0.1 with a random port, over plain
@@ -104,6 +120,9 @@ func newServer(opts *Options) *Server {
 	}
 	if s.opts.TimeScale <= 0 {
 		s.opts.TimeScale = 1
+	}
+	if s.opts.Now == nil {
+		s.opts.Now = time.Now
 	}
 	if s.opts.MaxMessageBytes <= 0 {
 		s.opts.MaxMessageBytes = defaultMaxMessageBytes

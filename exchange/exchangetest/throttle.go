@@ -103,7 +103,8 @@ func isUpload(method string) bool {
 // where a fixed window would reset. Retry-After is the time until enough
 // of the oldest admissions leave the window for this request to fit,
 // rounded up to whole seconds and at least 1; with Options.TimeScale the
-// windows, and so the Retry-After values, are divided by the scale. A
+// windows, and so the Retry-After values, are divided by the scale.
+// Windows are measured on Options.Now. A
 // request beyond the concurrency limit gets Retry-After 1: it depends on
 // when a request in flight ends, which no window predicts.
 //
@@ -122,7 +123,7 @@ func (s *Server) admit(c *call, mb *mailbox) (release func(), rej *reply) {
 		st = &budgetState{}
 		s.budgets[mb] = st
 	}
-	t := time.Now()
+	t := s.opts.Now()
 	reqWindow := s.scaled(RequestWindow)
 	upWindow := s.scaled(UploadWindow)
 	for len(st.requests) > 0 && t.Sub(st.requests[0]) >= reqWindow {
