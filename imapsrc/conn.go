@@ -63,6 +63,34 @@ func (s *Source) abort(pc *pconn, cmds ...*imapclient.FetchCommand) {
 	pc.c.Close()
 }
 
+// abortAfterLiteral is abort after a body literal of pc failed to read
+// (its connection broken or closed): the socket is closed, go-imap's
+// reader goroutine awaited (see awaitReader), then the commands drained.
+func (s *Source) abortAfterLiteral(pc *pconn, cmds ...*imapclient.FetchCommand) {
+	pc.raw.Close()
+	pc.awaitReader()
+	s.abort(pc, cmds...)
+}
+
+// awaitReader waits, once a body literal of pc has failed to read and its
+// socket is closed, for go-imap's reader goroutine to end. go-imap lets
+// that goroutine go on at a literal's first error, while draining a
+// command (FetchCommand.Close) reads what is left of that literal again
+// from the buffer they share: without the wait, the two race. The
+// goroutine fails at once on the closed socket; the wait is bounded all
+// the same (readerGrace), so that an abort never hangs on it.
+func (pc *pconn) awaitReader() {
+	t := time.NewTimer(readerGrace)
+	defer t.Stop()
+	select {
+	case <-pc.c.Closed():
+	case <-t.C:
+	}
+}
+
+// readerGrace bounds awaitReader.
+const readerGrace = 5 * time.Second
+
 // dial connects and waits for the greeting.
 func (s *Source) dial(ctx context.Context) (*imapclient.Client, net.Conn, error) {
 	addr := s.opts.Addr
@@ -211,7 +239,8 @@ func connDead(c *imapclient.Client, err error) bool {
 	}
 	var ne net.Error
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, net.ErrClosed) || errors.As(err, &ne) || errors.Is(err, errTruncated) {
+		errors.Is(err, net.ErrClosed) || errors.As(err, &ne) || errors.Is(err, errTruncated) ||
+		errors.Is(err, errIncomplete) {
 		return true
 	}
 	if c == nil || errors.Is(err, migrate.ErrNoModSeq) || errors.Is(err, migrate.ErrUIDValidityChanged) ||

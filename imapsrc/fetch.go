@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -20,15 +22,22 @@ var errTruncated = errors.New("message body truncated: connection lost")
 
 // Fetch calls fn with each message of folder f whose UID is in uids, in
 // ascending UID order, its body streamed straight from the connection.
-// It opens the folder read-only (once for consecutive calls on the same
-// folder) and sends UID FETCH <uids> (UID FLAGS INTERNALDATE RFC822.SIZE
-// BODY.PEEK[]) for up to Options.MaxUIDsPerFetch UIDs at a time, so
-// \Seen is never set; the Message-ID is read from the body's header as
-// it streams. The commands are pipelined: the next ones are sent while
-// the bodies of the current one are still being read, as long as the
-// bytes asked for and not yet handed to fn stay within
-// Options.MaxBytesInFlight (one command is always allowed, whatever its
-// size). Messages that no longer exist are left out.
+// It opens the folder read-only (EXAMINE), checking its UIDVALIDITY (an
+// error matching migrate.ErrUIDValidityChanged if it is not
+// f.UIDValidity), unless the connection has it open, with that
+// UIDVALIDITY, from a Fetch of about the last second: back-to-back calls
+// on one folder, as the Engine makes them, share one EXAMINE, which costs
+// a server more the larger the folder (see reuseOrExamine). It then sends UID FETCH <uids> (UID
+// FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]) for up to
+// Options.MaxUIDsPerFetch UIDs at a time, so \Seen is never set; the
+// Message-ID is read from the body's header as it streams. The commands
+// are pipelined: the next ones are sent while the bodies of the current
+// one are still being read, as long as the bytes asked for and not yet
+// handed to fn stay within Options.MaxBytesInFlight (one command is
+// always allowed, whatever its size). Messages that no longer exist are
+// left out, without an error, including those another client expunges
+// while Fetch runs, which the server answers with a NIL body or with
+// NO [EXPUNGEISSUED].
 //
 // Message.Size is the size of the body as the server sends it when that is
 // larger than its RFC822.SIZE, so that a callback that budgets its memory
@@ -43,7 +52,8 @@ var errTruncated = errors.New("message body truncated: connection lost")
 // UIDVALIDITY (an error matching migrate.ErrUIDValidityChanged if it
 // changed) and goes on with the first message fn has not accepted, that
 // one included. If fn returns any other error, Fetch stops and returns it
-// unchanged.
+// unchanged. Once ctx is done, fn is not called again: Fetch returns
+// ctx's error, and a body being read fails its reads.
 func (s *Source) Fetch(ctx context.Context, f migrate.Folder, uids []uint32, fn func(*migrate.Message) error) error {
 	todo := slices.Clone(uids)
 	slices.Sort(todo)
@@ -69,13 +79,18 @@ func (s *Source) Fetch(ctx context.Context, f migrate.Folder, uids []uint32, fn 
 		i, _ := slices.BinarySearch(todo, last+1)
 		p.rest = todo[i:]
 		for {
+			if err := ctx.Err(); err != nil {
+				// No new command once ctx is done: its socket is closed.
+				p.abort()
+				return err
+			}
 			p.fill()
 			if len(p.queue) == 0 {
 				return nil
 			}
 			ev := <-p.events
 			if ev.msg == nil { // a command's end
-				if ev.err != nil {
+				if ev.err != nil && !expungeIssued(ev.err) {
 					p.abort()
 					return fmt.Errorf("UID FETCH: %w", ev.err)
 				}
@@ -96,8 +111,32 @@ func (s *Source) Fetch(ctx context.Context, f migrate.Folder, uids []uint32, fn 
 				ev.c.ack <- struct{}{}
 				continue // not asked for, or already accepted
 			}
+			if err := ctx.Err(); err != nil {
+				// No callback once ctx is done, whatever is buffered.
+				p.abort()
+				return err
+			}
+			if lit == nil {
+				// No body: nothing to hand over. A NIL body section means
+				// the message has gone: another session expunged it after
+				// this one opened the folder, and the server answers for
+				// it so until it has told this session of the expunge
+				// (Dovecot: "BODY[] NIL", then OK [EXPUNGEISSUED], RFC
+				// 5530). It is left out, as one that no longer exists,
+				// and is no failure. The next Fetch opens the folder
+				// afresh: a NIL body is also what Dovecot answers on a
+				// selection whose folder was deleted and created again.
+				// A response without a body section is a flag update the
+				// server sent unasked, which go-imap gave to this command
+				// by its UID: no message either.
+				pc.reuseUntil = time.Time{}
+				s.opts.Logger.Debug("imapsrc: FETCH answered without a body; the message is left out as expunged",
+					"source", s.String(), "folder", f.Name, "uid", info.UID)
+				ev.c.ack <- struct{}{}
+				continue
+			}
 			body := newBodyReader(lit)
-			if lit != nil && lit.Size() > info.Size {
+			if lit.Size() > info.Size {
 				// The body as sent is what fn may have to hold: a server
 				// that declares a smaller RFC822.SIZE (or none before the
 				// body) does not make fn read more than Size says.
@@ -125,7 +164,7 @@ func (s *Source) Fetch(ctx context.Context, f migrate.Folder, uids []uint32, fn 
 			err = fn(m)
 			if body.err != nil && !errors.Is(body.err, io.EOF) {
 				// The connection broke under fn: retry this message.
-				p.abort()
+				p.abortAfterLiteral()
 				return body.err
 			}
 			if err != nil {
@@ -136,13 +175,23 @@ func (s *Source) Fetch(ctx context.Context, f migrate.Folder, uids []uint32, fn 
 			delivered++
 			// Drain what fn left unread, so the next message can come.
 			if err := drain(p.br, body); err != nil {
-				p.abort()
+				p.abortAfterLiteral()
 				return err
 			}
 			ev.c.ack <- struct{}{}
 		}
 	})
 	return unwrapCallback(what, err)
+}
+
+// expungeIssued reports whether err is a NO [EXPUNGEISSUED] (RFC 5530
+// section 3): the answer of a server that refuses a FETCH of messages
+// another session expunged (RFC 2180 section 4.1.2) after sending what
+// still exists. The messages it left out no longer exist; the others are
+// whole.
+func expungeIssued(err error) bool {
+	var ie *imap.Error
+	return errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo && strings.EqualFold(string(ie.Code), "EXPUNGEISSUED")
 }
 
 // pipeline is the UID FETCH commands of one Fetch in flight on one
@@ -273,6 +322,14 @@ func (p *pipeline) done(c *chunk) {
 	if i := slices.Index(p.queue, c); i >= 0 {
 		p.queue = slices.Delete(p.queue, i, i+1)
 	}
+}
+
+// abortAfterLiteral is abort after the body being read failed to read:
+// see Source.abortAfterLiteral.
+func (p *pipeline) abortAfterLiteral() {
+	p.pc.raw.Close()
+	p.pc.awaitReader()
+	p.abort()
 }
 
 // abort ends the connection with every command in flight, in the order

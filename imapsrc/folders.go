@@ -18,9 +18,13 @@ import (
 // folders with Options.SubscribedOnly; only those below Options.UserRoot
 // when set), then asks STATUS (MESSAGES UIDVALIDITY, plus HIGHESTMODSEQ
 // with CONDSTORE and SIZE with STATUS=SIZE or IMAP4rev2) of each
-// selectable folder, pipelined. INBOX comes first; the others follow
-// ordered by path, so parents precede their children. Folders marked
-// \NonExistent are left out; \Noselect ones are kept with NoSelect set.
+// selectable folder, pipelined. The folder an earlier operation left
+// selected on the connection is closed first (UNSELECT, or CLOSE where
+// the server lacks it), since a server may answer STATUS of the selected
+// folder as it was when it was opened. INBOX comes first; the others
+// follow ordered by path, so parents precede their children. Folders
+// marked \NonExistent are left out; \Noselect ones are kept with NoSelect
+// set.
 // Folder.ModSeq is 0 and Folder.Bytes -1 where the server cannot tell.
 //
 // A folder whose STATUS the server refuses (NO or BAD: deleted between
@@ -37,7 +41,7 @@ func (s *Source) Folders(ctx context.Context) ([]migrate.Folder, error) {
 	var out []migrate.Folder
 	err := s.do(ctx, "list folders", func() int { return 0 }, func(pc *pconn) error {
 		var err error
-		out, err = s.folders(pc.c, pc.info)
+		out, err = s.folders(pc)
 		return err
 	})
 	if err != nil {
@@ -46,7 +50,14 @@ func (s *Source) Folders(ctx context.Context) ([]migrate.Folder, error) {
 	return out, nil
 }
 
-func (s *Source) folders(c *imapclient.Client, info *serverInfo) ([]migrate.Folder, error) {
+// folders is Folders on pc.
+func (s *Source) folders(pc *pconn) ([]migrate.Folder, error) {
+	// STATUS of the folder an earlier operation left selected on pc
+	// would tell how it was then (see deselect).
+	if err := deselect(pc); err != nil {
+		return nil, err
+	}
+	c, info := pc.c, pc.info
 	extended := info.caps.Has(imap.CapListExtended) || info.caps.Has(imap.CapIMAP4rev2)
 	opts := &imap.ListOptions{
 		ReturnSpecialUse: info.caps.Has(imap.CapSpecialUse) && extended,

@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/stretchr/testify/assert"
@@ -152,6 +157,10 @@ type counter struct {
 	mu                sync.Mutex
 	open, peak, total int
 	tries             int // attempts, failed ones included
+	failed            int // attempts that failed
+	// onFail, if set, is called after each failed attempt with the
+	// number of failed attempts so far.
+	onFail func(failed int)
 }
 
 func (d *counter) dial(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -160,6 +169,13 @@ func (d *counter) dial(ctx context.Context, network, addr string) (net.Conn, err
 	d.mu.Unlock()
 	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 	if err != nil {
+		d.mu.Lock()
+		d.failed++
+		failed, onFail := d.failed, d.onFail
+		d.mu.Unlock()
+		if onFail != nil {
+			onFail(failed)
+		}
 		return nil, err
 	}
 	d.mu.Lock()
@@ -208,4 +224,77 @@ func (c *countedConn) Close() error {
 		c.d.mu.Unlock()
 	})
 	return c.Conn.Close()
+}
+
+// writeMaildir adds msgs to folder of alice's mailbox on srv by writing
+// Maildir files (keywords left out): thousands of messages in a moment,
+// where APPEND takes milliseconds each.
+func writeMaildir(t testing.TB, srv *dovecottest.Server, folder string, msgs []migratetest.FixtureMessage) {
+	t.Helper()
+	var out []dovecottest.MaildirMessage
+	for _, m := range msgs {
+		var flags []string
+		for _, f := range m.Flags {
+			if !f.IsKeyword() {
+				flags = append(flags, string(f))
+			}
+		}
+		out = append(out, dovecottest.MaildirMessage{Raw: m.Raw, Flags: flags, Date: m.InternalDate})
+	}
+	require.NoError(t, srv.WriteMaildir("alice", folder, out))
+}
+
+// longIDMessages returns n small messages with system flags only, whose
+// Message-IDs are about 900 bytes long (within RFC 5322's 998 per line),
+// so that listing them takes about 1 KB each.
+func longIDMessages(n int) []migratetest.FixtureMessage {
+	pad := strings.Repeat("0123456789", 90)
+	date := time.Date(2024, 3, 1, 9, 0, 0, 0, time.UTC)
+	msgs := make([]migratetest.FixtureMessage, n)
+	for i := range msgs {
+		raw := fmt.Sprintf("Message-ID: <%d.%s@mailferry.test>\r\nFrom: Carol <carol@example.org>\r\nSubject: message %d\r\n"+
+			"Date: Fri, 01 Mar 2024 09:00:00 +0000\r\n\r\nBody of message %d.\r\n", i+1, pad, i+1, i+1)
+		var flags []migrate.Flag
+		if i%3 == 0 {
+			flags = []migrate.Flag{migrate.FlagSeen}
+		}
+		msgs[i] = migratetest.FixtureMessage{Raw: []byte(raw), Flags: flags, InternalDate: date.Add(time.Duration(i) * time.Minute)}
+	}
+	return msgs
+}
+
+// clientRcvBuf is the receive buffer cappedDial gives a Source's sockets.
+const clientRcvBuf = 64 << 10
+
+// cappedDial is an Options.DialContext whose sockets have a receive
+// buffer of clientRcvBuf, which the kernel then does not grow: with it,
+// what a stream can hold in flight is bounded (see socketBuffers).
+func cappedDial(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		if cerr := c.Control(func(fd uintptr) {
+			err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, clientRcvBuf)
+		}); cerr != nil {
+			return cerr
+		}
+		return err
+	}}
+	return d.DialContext(ctx, network, addr)
+}
+
+// socketBuffers bounds what the kernel can hold of one loopback stream
+// from a server to a Source that dials with cappedDial: the server's
+// send buffer at its largest (tcp_wmem's maximum), and the client's
+// receive buffer (which the kernel doubles for its bookkeeping).
+// Whatever the server had written beyond it was still in its own memory
+// when it was killed, and is lost with it.
+func socketBuffers(t testing.TB) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_wmem")
+	require.NoError(t, err)
+	f := strings.Fields(string(b))
+	require.Len(t, f, 3, "tcp_wmem: %q", b)
+	wmem, err := strconv.ParseInt(f[2], 10, 64)
+	require.NoError(t, err)
+	return wmem + 2*clientRcvBuf
 }

@@ -404,3 +404,26 @@ func TestFolderStatusRefused(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, want, res.Messages, fmt.Sprintf("probe: %+v", res.Folders))
 }
+
+// TestListMessageIDAcrossBound: of a BODY[HEADER.FIELDS (MESSAGE-ID)]
+// answer longer than the 64 KB List keeps, a Message-ID field cut by the
+// bound is not taken for a whole one, while one within it is found.
+func TestListMessageIDAcrossBound(t *testing.T) {
+	h := startHostile(t, bigFixture(2))
+	peek := imapsrc.MaxHeaderPeek
+	field := func(id string) string { return "Message-ID: <" + id + "@example.org>\r\n" }
+	// The answers' starts: filler lines, then the field; more filler follows.
+	within := string(headerOf(peek, peek-len(field("within")), field("within"), "\r\n"))
+	across := string(headerOf(peek, peek-20, field("across"), "\r\n"))
+	msgs := []fakeMessage{
+		{uid: 1, declared: 1000, sent: int64(len(within)) + 1<<20, head: within[:strings.Index(within, "Subject:")]},
+		{uid: 2, declared: 1000, sent: int64(len(across)) + 1<<20, head: across[:strings.Index(across, "Subject:")]},
+	}
+	src := plain(h.addr, "alice", "secret")
+	closeSrc(t, src)
+	f := inbox(t, src)
+	h.serveMessages(msgs)
+	var got []string
+	require.NoError(t, src.List(context.Background(), f, func(m migrate.MessageInfo) error { got = append(got, m.MessageID); return nil }))
+	assert.Equal(t, []string{"<within@example.org>", ""}, got, "Message-IDs")
+}

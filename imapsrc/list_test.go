@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -49,46 +51,143 @@ func TestUIDValidityChanged(t *testing.T) {
 	assert.ErrorIs(t, err, migrate.ErrUIDValidityChanged, "Fetch")
 }
 
-// listDroppingAt runs list, killing the Dovecot session once when UID
-// uid is listed, and returns the UIDs in the order they came.
-func listDroppingAt(t *testing.T, srv *dovecottest.Server, uid uint32, list func(fn func(migrate.MessageInfo) error) error) []uint32 {
+// listDroppingAt runs list, killing the Dovecot session once the k-th
+// message is listed, and returns what was listed, in the order it came.
+func listDroppingAt(t *testing.T, srv *dovecottest.Server, k int, list func(fn func(migrate.MessageInfo) error) error) []migrate.MessageInfo {
 	t.Helper()
-	var got []uint32
-	dropped := false
+	var got []migrate.MessageInfo
 	err := list(func(m migrate.MessageInfo) error {
-		got = append(got, m.UID)
-		if m.UID == uid && !dropped {
-			dropped = true
-			srv.DropConnections()
+		got = append(got, m)
+		if len(got) == k {
+			require.Positive(t, srv.DropConnections(), "sessions dropped")
 		}
 		return nil
 	})
 	require.NoError(t, err)
+	require.Greater(t, len(got), k, "listed")
 	return got
 }
 
+// largeListing returns how many messages of longIDMessages a listing
+// must hold for its answer, counting only the fraction share of them
+// that is listed, to be twice what the socket buffers can hold
+// (socketBuffers): the session killed early in the listing cannot have
+// sent it all, so that the Source sees the drop in the middle of it.
+func largeListing(t *testing.T, share float64) int {
+	perMessage := len(longIDMessages(1)[0].Raw) // about the answer's size too
+	return int(float64(2*socketBuffers(t)) / share / float64(perMessage))
+}
+
+// uidsOf returns the UIDs of infos, in order.
+func uidsOf(infos []migrate.MessageInfo) []uint32 {
+	uids := make([]uint32, len(infos))
+	for i, m := range infos {
+		uids[i] = m.UID
+	}
+	return uids
+}
+
+// assertListed checks that infos describe exactly msgs[uid-1] for the
+// UIDs want, in that order.
+func assertListed(t *testing.T, want []uint32, msgs []migratetest.FixtureMessage, infos []migrate.MessageInfo) {
+	t.Helper()
+	got := uidsOf(infos)
+	if !slices.Equal(want, got) {
+		i := 0
+		for i < min(len(want), len(got)) && want[i] == got[i] {
+			i++
+		}
+		require.FailNowf(t, "UIDs listed", "%d UIDs listed, want %d; the first difference at position %d: %v, want %v",
+			len(got), len(want), i, got[i:min(i+5, len(got))], want[i:min(i+5, len(want))])
+	}
+	for _, m := range infos {
+		fx := msgs[m.UID-1]
+		if !assert.Equal(t, fx.MessageID(), m.MessageID, "UID %d: Message-ID", m.UID) ||
+			!assert.Equal(t, int64(len(fx.Raw)), m.Size, "UID %d: size", m.UID) ||
+			!assert.True(t, m.InternalDate.Equal(fx.InternalDate), "UID %d: internal date %v, want %v", m.UID, m.InternalDate, fx.InternalDate) ||
+			!assert.Equal(t, migrate.ContainsFlag(fx.Flags, migrate.FlagSeen), m.HasFlag(migrate.FlagSeen), "UID %d: flags %v", m.UID, m.Flags) {
+			return
+		}
+	}
+}
+
+// TestDropDuringList kills the Dovecot session early in a listing far
+// larger than the socket buffers can hold: List must notice the drop,
+// reconnect and go on after the last UID it delivered, so that every
+// message is listed once, in order, with its metadata.
 func TestDropDuringList(t *testing.T) {
-	const n = 40
-	srv := startDovecot(t, dovecottest.LayoutCourier, bigFixture(n))
-	src := plain(srv.Addr(), "alice", "secret")
+	srv := startDovecot(t, dovecottest.LayoutCourier, nil)
+	n := largeListing(t, 1)
+	msgs := longIDMessages(n)
+	writeMaildir(t, srv, "INBOX", msgs)
+	src := imapsrc.New(&imapsrc.Options{Addr: srv.Addr(), Security: imapsrc.Plaintext, Username: "alice", Password: "secret",
+		DialContext: cappedDial})
 	closeSrc(t, src)
 	f := inbox(t, src)
-	got := listDroppingAt(t, srv, 10, func(fn func(migrate.MessageInfo) error) error {
-		return src.List(context.Background(), f, fn)
+	require.Equal(t, n, f.Messages, "messages in INBOX")
+	var events atomic.Int32
+	ctx := migrate.WithObserver(context.Background(), func(ev migrate.Event) {
+		assert.Equal(t, migrate.EventReconnected, ev.Kind, "event")
+		events.Add(1)
 	})
-	assert.Equal(t, uidsUpTo(n), got, "listed")
-	// The next operation works whether the drop was noticed during List
-	// or only afterwards (the whole listing may already have been in the
-	// socket buffers when the session was killed: then the next operation
-	// finds the idle connection dead and reopens it).
-	folders(t, src)
-	t.Logf("reconnects: %d", src.Reconnects())
+	got := listDroppingAt(t, srv, 10, func(fn func(migrate.MessageInfo) error) error {
+		return src.List(ctx, f, fn)
+	})
+	assertListed(t, uidsUpTo(n), msgs, got)
+	assert.GreaterOrEqual(t, src.Reconnects(), 1, "Reconnects: the drop was seen during List")
+	assert.EqualValues(t, src.Reconnects(), events.Load(), "events, one per reconnect")
+	t.Logf("listed %d messages (~%d MB) through a drop; reconnects: %d", n, n*len(msgs[0].Raw)>>20, src.Reconnects())
+	folders(t, src) // and the Source goes on
+}
+
+// TestListCut cuts the connection at a given point of a listing: List
+// reconnects and goes on after the last message it delivered, so that
+// each is listed once, in order.
+//
+// Cut before the OK that ends the listing, List asks for "last+1:*",
+// which a server answers with the highest UID even when it is lower
+// (RFC 9051 section 6.4.9; Dovecot does): that message, listed already,
+// must not come twice. (go-imap's client itself drops an answer outside
+// the UIDs asked for, before List sees it.)
+func TestListCut(t *testing.T) {
+	const n = 12
+	first := func(conn int) bool { return conn == 1 } // only the first connection is cut
+	for _, tc := range []struct {
+		name  string
+		cutAt func(conn int, line []byte) int
+	}{
+		{"before the OK", before(" OK Fetch completed", false, first)},
+		{"in a Message-ID literal", before("-4@mailferry.test>", true, first)}, // UID 5's
+		{"before a Message-ID item", before("BODY[HEADER.FIELDS", true, first)},
+		{"before a size item", before("RFC822.SIZE", true, first)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := bigFixture(n)
+			srv := startDovecot(t, "", fx)
+			p := startProxy(t, srv.Addr(), proxyOptions{cutAt: tc.cutAt})
+			src := plain(p.addr, "alice", "secret")
+			closeSrc(t, src)
+			f := inbox(t, src)
+			var got []migrate.MessageInfo
+			require.NoError(t, src.List(context.Background(), f, func(m migrate.MessageInfo) error { got = append(got, m); return nil }))
+			assertListed(t, uidsUpTo(n), fx.Folders[0].Messages, got)
+			accepted, cut := p.connections()
+			assert.Equal(t, 1, cut, "connections cut")
+			assert.Equal(t, 2, accepted, "connections")
+			assert.Equal(t, 1, src.Reconnects(), "Reconnects")
+		})
+	}
 }
 
 func TestListChanges(t *testing.T) {
-	const n = 40
-	srv := startDovecot(t, dovecottest.LayoutCourier, bigFixture(n))
-	src := plain(srv.Addr(), "alice", "secret")
+	srv := startDovecot(t, dovecottest.LayoutCourier, nil)
+	// Every message but each fifth changes: that listing too must be far
+	// larger than the socket buffers.
+	n := largeListing(t, 0.8)
+	msgs := longIDMessages(n)
+	writeMaildir(t, srv, "INBOX", msgs)
+	src := imapsrc.New(&imapsrc.Options{Addr: srv.Addr(), Security: imapsrc.Plaintext, Username: "alice", Password: "secret",
+		DialContext: cappedDial})
 	closeSrc(t, src)
 	ctx := context.Background()
 	f := inbox(t, src)
@@ -98,34 +197,36 @@ func TestListChanges(t *testing.T) {
 	require.NoError(t, src.ListChanges(ctx, f, f.ModSeq, func(migrate.MessageInfo) error { calls++; return nil }), "no change")
 	require.Zero(t, calls, "no change: calls")
 
-	// Another client sets a keyword on every even message and adds one.
+	// Another client sets a keyword on those messages and adds one.
 	c := imapsrctest.Client(t, srv.Addr(), "alice", "secret")
 	_, err := c.Select("INBOX", nil).Wait()
 	require.NoError(t, err)
-	var even imap.UIDSet
+	var changed imap.UIDSet
 	var want []uint32
-	for u := 2; u <= n; u += 2 {
-		even.AddNum(imap.UID(u))
-		want = append(want, uint32(u))
+	for u := 1; u <= n; u++ {
+		if u%5 != 0 {
+			changed.AddNum(imap.UID(u))
+			want = append(want, uint32(u))
+		}
 	}
-	require.NoError(t, c.Store(even, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{"Changed"}, Silent: true}, nil).Close())
-	late := migratetest.Fixture{Folders: []migratetest.FixtureFolder{{Path: []string{"INBOX"}, Messages: bigFixture(1).Folders[0].Messages}}}
-	seed(t, srv.Addr(), "alice", "secret", &late)
-	want = append(want, n+1)
+	require.NoError(t, c.Store(changed, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{"Changed"}, Silent: true}, nil).Close())
+	late := longIDMessages(n + 1)[n:]
+	seed(t, srv.Addr(), "alice", "secret", &migratetest.Fixture{Folders: []migratetest.FixtureFolder{{Path: []string{"INBOX"}, Messages: late}}})
+	msgs = append(msgs, late...)
+	want = append(want, uint32(n+1))
 
-	// Listed exactly once each, though the session dies half-way.
+	// Listed exactly once each, though the session dies early on.
 	got := listDroppingAt(t, srv, 10, func(fn func(migrate.MessageInfo) error) error {
 		return src.ListChanges(ctx, f, f.ModSeq, func(m migrate.MessageInfo) error {
-			if m.UID <= n {
+			if m.UID <= uint32(n) {
 				assert.True(t, m.HasFlag("Changed"), "UID %d listed as changed without the keyword: %v", m.UID, m.Flags)
 			}
-			assert.NotEmpty(t, m.MessageID, "UID %d: Message-ID", m.UID)
-			assert.NotZero(t, m.Size, "UID %d: size", m.UID)
 			return fn(m)
 		})
 	})
-	require.Equal(t, want, got, "listed")
-	t.Logf("reconnects: %d", src.Reconnects())
+	assertListed(t, want, msgs, got)
+	assert.GreaterOrEqual(t, src.Reconnects(), 1, "Reconnects: the drop was seen during ListChanges")
+	t.Logf("listed %d changes through a drop; reconnects: %d", len(got), src.Reconnects())
 }
 
 func TestListChangesWithoutCondstore(t *testing.T) {

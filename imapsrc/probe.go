@@ -68,7 +68,7 @@ func (s *Source) Probe(ctx context.Context) (*ProbeResult, error) {
 		}
 		slices.Sort(res.Capabilities)
 		res.Namespaces = pc.info.ns
-		folders, err := s.folders(pc.c, pc.info)
+		folders, err := s.folders(pc)
 		if err != nil {
 			return err
 		}

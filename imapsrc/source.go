@@ -69,10 +69,13 @@ type pconn struct {
 	raw  net.Conn
 	info *serverInfo
 
-	// The mailbox EXAMINEd on this connection and its UIDVALIDITY, so that
-	// consecutive Fetch calls on one folder do not open it every time.
-	selected string
-	validity uint32
+	// The mailbox EXAMINEd on this connection, "" if none (Folders
+	// closes it before STATUS, see deselect), its UIDVALIDITY, and until
+	// when a Fetch may use it without a new EXAMINE: zero unless a Fetch
+	// opened it (see reuseOrExamine).
+	selected   string
+	validity   uint32
+	reuseUntil time.Time
 
 	dead     atomic.Bool // aborted, evicted or closed: never reused
 	limited  bool        // holds a ServerLimit slot
@@ -412,7 +415,12 @@ func (s *Source) run(ctx context.Context, what string, reconnectFor time.Duratio
 		tries = 0
 		stop := context.AfterFunc(ctx, func() { pc.raw.Close() })
 		err = op(pc)
-		stop()
+		if !stop() {
+			// ctx ended during op and its socket was closed to interrupt
+			// it: whatever op made of it (it may have completed from
+			// what was read already), the connection is not reused.
+			pc.dead.Store(true)
+		}
 		if err == nil {
 			s.put(pc)
 			return nil

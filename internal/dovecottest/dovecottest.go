@@ -10,7 +10,8 @@
 // unprivileged users) and as an ordinary user (everything runs as that user).
 //
 // When Dovecot is not installed, Start skips the test, except when the
-// environment variable CI is "true", where it fails it.
+// environment variable CI is "true", where it fails it; Require does the
+// same for a server started with Launch.
 package dovecottest
 
 import (
@@ -102,7 +103,8 @@ type Server struct {
 	bin       string
 
 	mu      sync.Mutex
-	proc    *process // the running master (replaced by Restart)
+	proc    *process // the running master (replaced by Restart and Revive)
+	down    bool     // between Crash and Revive
 	stopped bool
 
 	stopOnce sync.Once
@@ -117,10 +119,29 @@ type process struct {
 }
 
 // kill ends the master and every process it started (its process group)
-// with SIGKILL, as a crash would, and waits for the master to exit.
-func (p *process) kill() {
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+// with SIGKILL, as a crash would, and returns once every one of them has
+// exited: the server's sockets, listening ones included, are closed then.
+func (p *process) kill() error {
+	pgid := p.cmd.Process.Pid
+	// Until none is left: a process forked while the group was signalled
+	// is signalled in the next round.
+	for range 5 {
+		live, err := procs(func(q procInfo) bool { return q.pgrp == pgid && !q.exited })
+		if err != nil {
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			<-p.done
+			return err
+		}
+		if len(live) == 0 {
+			break
+		}
+		if _, err := killAndWait(live); err != nil {
+			<-p.done
+			return err
+		}
+	}
 	<-p.done
+	return nil
 }
 
 // Start starts a Dovecot for the test and stops it at t.Cleanup. It returns
@@ -128,15 +149,7 @@ func (p *process) kill() {
 func Start(t testing.TB, opts *Options) *Server {
 	t.Helper()
 	s, err := launch(opts, t.TempDir())
-	if errors.Is(err, errNotInstalled) {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("dovecottest: %v; %s", err, InstallHint)
-		}
-		t.Skipf("dovecottest: %v; %s", err, InstallHint)
-	}
-	if err != nil {
-		t.Fatalf("dovecottest: %v", err)
-	}
+	Require(t, err)
 	s.t = t
 	t.Cleanup(func() {
 		s.Stop()
@@ -164,6 +177,25 @@ func Launch(opts *Options) (*Server, error) {
 	}
 	s.removeDir = dir
 	return s, nil
+}
+
+// Require ends the test or benchmark tb if err, an error of Launch, says
+// that no Dovecot could be started, as Start does: when Dovecot is not
+// installed it skips tb, except when the environment variable CI is
+// "true", where it fails it; any other error fails tb. A nil err does
+// nothing.
+func Require(tb testing.TB, err error) {
+	if err == nil {
+		return
+	}
+	tb.Helper()
+	if errors.Is(err, errNotInstalled) {
+		if os.Getenv("CI") == "true" {
+			tb.Fatalf("dovecottest: %v; %s", err, InstallHint)
+		}
+		tb.Skipf("dovecottest: %v; %s", err, InstallHint)
+	}
+	tb.Fatalf("dovecottest: %v", err)
 }
 
 // ErrNotInstalled is Launch's error when there is no dovecot binary.
@@ -423,20 +455,56 @@ func (s *Server) spawn() (*process, error) {
 // refused, as during the restart of a real server. Unlike the other
 // methods it does not fail the test but returns its error, so that it can
 // be called from any goroutine (an event handler, a timer). Restarting a
-// stopped server is an error.
+// stopped server is an error. Crash and Revive are its two halves, for a
+// test that decides itself when the server comes back.
+func (s *Server) Restart(down time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.crashLocked("Restart"); err != nil {
+		return err
+	}
+	time.Sleep(down)
+	return s.reviveLocked("Restart")
+}
+
+// Crash ends the server as a crash would (SIGKILL to the master and to
+// every process it started) and returns once all of them have exited:
+// sessions open before it see their connections drop, and from then on
+// connections are refused, until Revive. Like Restart it returns its
+// error rather than failing the test. Crashing a stopped or crashed
+// server is an error.
 //
 // A process killed while it creates a Maildir dotlock
 // (dovecot-uidlist.lock) leaves it empty, and Dovecot then waits two
 // minutes for it to go stale before it opens that folder again; since no
-// process of the server is left to hold one, Restart removes the
-// dotlocks before it starts the server again.
-func (s *Server) Restart(down time.Duration) error {
+// process of the server is left to hold one, Crash removes the dotlocks.
+func (s *Server) Crash() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.stopped {
-		return errors.New("dovecottest: Restart after Stop")
+	return s.crashLocked("Crash")
+}
+
+// Revive starts a server that Crash ended again, on the same address with
+// the same configuration, users and mail, and returns once it accepts
+// connections. Like Restart it returns its error rather than failing the
+// test.
+func (s *Server) Revive() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reviveLocked("Revive")
+}
+
+func (s *Server) crashLocked(what string) error {
+	switch {
+	case s.stopped:
+		return fmt.Errorf("dovecottest: %s after Stop", what)
+	case s.down:
+		return fmt.Errorf("dovecottest: %s of a crashed server", what)
 	}
-	s.proc.kill()
+	s.down = true
+	if err := s.proc.kill(); err != nil {
+		return fmt.Errorf("dovecottest: %s: %w", strings.ToLower(what), err)
+	}
 	err := filepath.WalkDir(s.mailDir, func(path string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.HasSuffix(d.Name(), ".lock") {
 			err = os.Remove(path)
@@ -444,19 +512,29 @@ func (s *Server) Restart(down time.Duration) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("dovecottest: restart: remove dotlocks: %w", err)
+		return fmt.Errorf("dovecottest: %s: remove dotlocks: %w", strings.ToLower(what), err)
 	}
-	time.Sleep(down)
+	return nil
+}
+
+func (s *Server) reviveLocked(what string) error {
+	switch {
+	case s.stopped:
+		return fmt.Errorf("dovecottest: %s after Stop", what)
+	case !s.down:
+		return fmt.Errorf("dovecottest: %s of a running server", what)
+	}
 	// The port was Dovecot's a moment ago; should the system not let it go
 	// at once, try again for a little while.
 	for deadline := time.Now().Add(5 * time.Second); ; {
-		var p *process
-		if p, err = s.spawn(); err == nil {
+		p, err := s.spawn()
+		if err == nil {
 			s.proc = p
+			s.down = false
 			return nil
 		}
 		if !errors.Is(err, errAddrInUse) || time.Now().After(deadline) {
-			return fmt.Errorf("dovecottest: restart on %s: %w", s.addr, err)
+			return fmt.Errorf("dovecottest: %s on %s: %w", strings.ToLower(what), s.addr, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -512,60 +590,35 @@ func (s *Server) Log() string {
 
 // DropConnections abruptly ends every logged-in IMAP session by killing
 // the server's imap processes (SIGKILL), as a crash or a network failure
-// would. It returns how many sessions it ended. Connections that have not
-// logged in yet are left alone. It works on Linux (it reads /proc).
+// would, and returns once they have exited: their connections are closed
+// then (what the server had written before is still delivered). It
+// returns how many sessions it ended. Connections that have not logged in
+// yet are left alone. It works on Linux 5.3 and later (it reads /proc and
+// waits with pidfds).
 func (s *Server) DropConnections() int {
-	pids, err := s.children("imap")
+	n, err := s.dropConnections()
 	if err != nil {
 		if s.t != nil {
 			s.t.Fatalf("dovecottest: %v", err)
 		}
 		panic("dovecottest: " + err.Error())
 	}
-	n := 0
-	for _, pid := range pids {
-		if syscall.Kill(pid, syscall.SIGKILL) == nil {
-			n++
-		}
-	}
 	return n
 }
 
-// children returns the pids of the master's direct children named comm.
-func (s *Server) children(comm string) ([]int, error) {
+func (s *Server) dropConnections() (int, error) {
 	s.mu.Lock()
 	master := s.proc.cmd.Process.Pid
+	down := s.down
 	s.mu.Unlock()
-	entries, err := os.ReadDir("/proc")
+	if down {
+		return 0, nil
+	}
+	sessions, err := procs(func(p procInfo) bool { return p.ppid == master && p.comm == "imap" && !p.exited })
 	if err != nil {
-		return nil, fmt.Errorf("list processes: %w", err)
+		return 0, err
 	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...
-		open, close := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
-		if open < 0 || close < open {
-			continue
-		}
-		name := string(stat[open+1 : close])
-		fields := strings.Fields(string(stat[close+1:]))
-		if len(fields) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(fields[1])
-		if ppid == master && name == comm {
-			pids = append(pids, pid)
-		}
-	}
-	return pids, nil
+	return killAndWait(sessions)
 }
 
 // Stop stops the server and waits for it to exit. It is called
@@ -579,7 +632,7 @@ func (s *Server) Stop() {
 		s.stopped = true
 		p := s.proc
 		s.mu.Unlock()
-		p.kill()
+		_ = p.kill()
 		if s.removeDir != "" {
 			os.RemoveAll(s.removeDir)
 		}

@@ -2,7 +2,10 @@ package dovecottest_test
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"net"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -238,4 +241,87 @@ func TestWriteMaildir(t *testing.T) {
 			}
 		})
 	}
+}
+
+// verdictTB is a testing.TB that records whether Require skipped or
+// failed it. Like the real ones, Skipf and Fatalf end the goroutine.
+type verdictTB struct {
+	testing.TB
+	skipped, failed bool
+}
+
+func (v *verdictTB) Helper() {}
+func (v *verdictTB) Skipf(string, ...any) {
+	v.skipped = true
+	runtime.Goexit()
+}
+func (v *verdictTB) Fatalf(string, ...any) {
+	v.failed = true
+	runtime.Goexit()
+}
+
+// TestRequire: a missing Dovecot skips a test, except under CI=true
+// where it fails it; any other launch error fails it.
+func TestRequire(t *testing.T) {
+	other := errors.New("dovecot exited (exit status 89): Fatal: Invalid configuration")
+	missing := fmt.Errorf("%w: dovecot not found in PATH or /usr/sbin", dovecottest.ErrNotInstalled)
+	for _, tc := range []struct {
+		name, ci        string
+		err             error
+		skipped, failed bool
+	}{
+		{"no error", "", nil, false, false},
+		{"not installed", "", missing, true, false},
+		{"not installed, CI", "true", missing, false, true},
+		{"other error", "", other, false, true},
+		{"other error, CI", "true", other, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("CI", tc.ci)
+			v := &verdictTB{TB: t}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				dovecottest.Require(v, tc.err)
+			}()
+			<-done
+			if v.skipped != tc.skipped || v.failed != tc.failed {
+				t.Errorf("Require(%v) with CI=%q: skipped %v, failed %v; want skipped %v, failed %v",
+					tc.err, tc.ci, v.skipped, v.failed, tc.skipped, tc.failed)
+			}
+		})
+	}
+}
+
+// TestCrashRevive: once Crash returns, every process of the server has
+// exited, so a connection is refused at once, with no waiting; Revive
+// brings the same server back. Crash and Revive out of turn fail.
+func TestCrashRevive(t *testing.T) {
+	s := dovecottest.Start(t, nil)
+	c := imapsrctest.Client(t, s.Addr(), "alice", "secret")
+	if err := s.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.Closed():
+	case <-time.After(time.Minute): // a hang guard
+		t.Fatal("session still open after Crash")
+	}
+	if conn, err := net.Dial("tcp", s.Addr()); err == nil {
+		conn.Close()
+		t.Fatal("connection accepted after Crash returned")
+	}
+	if err := s.Crash(); err == nil {
+		t.Error("Crash of a crashed server succeeded")
+	}
+	if n := s.DropConnections(); n != 0 {
+		t.Errorf("DropConnections of a crashed server = %d", n)
+	}
+	if err := s.Revive(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Revive(); err == nil {
+		t.Error("Revive of a running server succeeded")
+	}
+	imapsrctest.Client(t, s.Addr(), "alice", "secret")
 }
