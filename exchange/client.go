@@ -324,7 +324,7 @@ func NewClient(opts *Options) (*Client, error) {
 	}
 	b := *budget
 	return &Client{
-		graph:    msgraphsdk.NewGraphServiceClient(adapter),
+		graph:    newGraphClient(adapter),
 		adapter:  adapter,
 		baseURL:  base,
 		logger:   logger,
