@@ -258,29 +258,11 @@ func TestProbeFailures(t *testing.T) {
 	})
 }
 
-// logBuffer collects a Client's log lines, for tests to read.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// captureLogs makes c log into the returned buffer as well as into the
-// test's log.
-func captureLogs(t *testing.T, c *Client) *logBuffer {
+// captureLogs sends c's log lines, debug included, to the test's log
+// and to the buffer it returns.
+func captureLogs(t *testing.T, c *Client) *syncBuffer {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &syncBuffer{}
 	c.logger = slog.New(slog.NewTextHandler(io.MultiWriter(logs, testWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return logs
 }
