@@ -85,11 +85,15 @@ func (s *Server) serveAttachments(c *call, mb *mailbox, m *message, rt route) (r
 			return rawReply(a.contentType, slices.Clone(a.content)), true
 		case rt.kind == "attachment" && c.method == http.MethodGet:
 			// https://learn.microsoft.com/graph/api/attachment-get
-			return jsonReply(http.StatusOK, applySelect(attachmentJSON(a), c.selected())), true
+			out := applySelect(attachmentJSON(a), c.selected())
+			if a.item && expandsItem(c.query.Get("$expand")) {
+				out["item"] = itemJSON(a)
+			}
+			return jsonReply(http.StatusOK, out), true
 		case rt.kind == "attachment" && c.method == http.MethodDelete:
 			// https://learn.microsoft.com/graph/api/attachment-delete: 204.
 			m.attachments = slices.DeleteFunc(m.attachments, func(x *attachment) bool { return x == a })
-			m.mod = now()
+			m.touch()
 			return noContent(), true
 		}
 	}
@@ -111,7 +115,7 @@ func (s *Server) postAttachment(c *call, m *message) reply {
 	if rep != nil {
 		return *rep
 	}
-	m.mod = now()
+	m.touch()
 	return jsonReply(http.StatusCreated, attachmentJSON(a))
 }
 
@@ -128,4 +132,18 @@ func (s *Server) addAttachment(c *call, m *message, in attachmentInput) (*attach
 	}
 	m.attachments = append(m.attachments, a)
 	return a, nil
+}
+
+// expandsItem reports whether $expand names the item of an
+// itemAttachment: "microsoft.graph.itemattachment/item"
+// (https://learn.microsoft.com/graph/api/attachment-get, example 3) or
+// "item", in any case.
+func expandsItem(expand string) bool {
+	for _, e := range strings.Split(expand, ",") {
+		e = strings.ToLower(strings.TrimSpace(e))
+		if e == "item" || strings.HasSuffix(e, "/item") {
+			return true
+		}
+	}
+	return false
 }

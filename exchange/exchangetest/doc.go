@@ -11,12 +11,13 @@
 //	// with any bearer token and s.Client()
 //	msgs := s.Messages("alice@contoso.com")
 //
-// Both /v1.0 and /beta serve the same API. {user} is an id or UPN added
-// with AddMailbox (case-insensitive); a folder {id} is a folder id or a
-// well-known name. The server inspects (Folders, Messages, Message, with
-// each message's Attachments), injects faults (FailNext, ResetNext,
-// FailNextUpload, RejectMIME, SetQuotaExceeded, AddUserWithoutMailbox)
-// and counts (Stats, Budget, TimeScale).
+// /v1.0 and /beta serve the same API, except importMime, which is beta
+// only (see route.go for each route's documented versions). {user} is an
+// id or UPN added with AddMailbox (case-insensitive); a folder {id} is a
+// folder id or a well-known name. The server inspects (Folders, Messages,
+// Message, with each message's Attachments), injects faults (FailNext,
+// ResetNext, FailNextUpload, RejectMIME, SetQuotaExceeded,
+// AddUserWithoutMailbox) and counts (Stats, Budget, TimeScale).
 //
 // # Endpoints
 //
@@ -33,10 +34,10 @@
 //	PATCH /users/{user}[/mailFolders/{id}]/messages/{id}
 //	DELETE /users/{user}[/mailFolders/{id}]/messages/{id}
 //	GET   /users/{user}[/mailFolders/{id}]/messages/{id}/$value   the MIME
-//	GET   …/messages/{id}/attachments                    list file attachments
+//	GET   …/messages/{id}/attachments                    list attachments
 //	POST  …/messages/{id}/attachments                    add a fileAttachment (under 3 MB)
 //	POST  …/messages/{id}/attachments/createUploadSession   upload session (3 MB to 150 MB)
-//	GET   …/messages/{id}/attachments/{id}[/$value]      an attachment, or its raw bytes
+//	GET   …/messages/{id}/attachments/{id}[/$value]      an attachment, or its raw bytes; $expand=…/item
 //	DELETE …/messages/{id}/attachments/{id}
 //	PUT, GET, DELETE  {uploadUrl}                        upload a byte range, resume, cancel
 //	POST  /$batch                                        JSON batching
@@ -100,6 +101,37 @@
 //     for it; the create-message MIME example answers receivedDateTime =
 //     creation time, and EML uploads to Exchange Online are reported to show
 //     the upload time (https://github.com/thunderbird/import-export-tools-ng/issues/237).
+//   - Content of MIME imports (importMime and the MIME create), read as
+//     MS-OXCMAIL 2.2.3 and MS-OXOSMIME 2.1.3 say (see readMIMEContent):
+//     body is the first entity that qualifies, text/html (contentType html)
+//     before text/plain (text), transfer encoding and charset decoded
+//     (https://learn.microsoft.com/openspecs/exchange_server_protocols/ms-oxcmail/454b1afc-4eaf-48a6-b49e-ec8c5a5ebe6a);
+//     internetMessageHeaders are the MIME's header fields, in order,
+//     unfolded (https://learn.microsoft.com/graph/api/resources/message);
+//     the other parts are attachments: message/rfc822 an itemAttachment
+//     (MS-OXCMAIL 2.2.3.4.3; $value is its MIME, $expand=…/item the message,
+//     https://learn.microsoft.com/graph/api/attachment-get), anything else
+//     a fileAttachment; isInline by MS-OXCMAIL 2.2.3.4.1.4.1 (an image in
+//     multipart/related with a Content-ID or Content-Location the HTML
+//     body references,
+//     https://learn.microsoft.com/openspecs/exchange_server_protocols/ms-oxcmail/35b0a1ea-56b4-4bff-b9df-0c35c883a22b);
+//     a clear-signed message shows one attachment, smime.p7m (reported in
+//     https://github.com/microsoftgraph/microsoft-graph-docs/issues/4585),
+//     an encrypted one no body. GET .../$value still returns the MIME as
+//     imported, whatever is done to the attachments since. The emulator's
+//     own choices (names of unnamed parts, charsets, nesting depth) are
+//     in mimecontent.go.
+//   - bodyPreview is "the first 255 characters of the message body in
+//     text format" (https://learn.microsoft.com/graph/api/resources/message):
+//     HTML read as text, white space collapsed, trimmed, 255 code points
+//     (the emulator's rule, see bodyPreview). A message without a body
+//     shows an empty text one.
+//   - PidTagMessageFlags (Integer 0x0E07) reads as mfRead (0x1) when
+//     isRead, mfUnsent (0x8) when isDraft, mfHasAttach (0x10) when
+//     hasAttachments, on every message, the other flags as the creation set
+//     them (MS-OXCMSG 2.2.1.6,
+//     https://learn.microsoft.com/openspecs/exchange_server_protocols/ms-oxcmsg/a0c52fe2-3014-43a7-942d-f43f6f91c366;
+//     see message.messageFlags), through $expand and $filter alike.
 //   - A JSON create takes subject, body (text or html), from, sender,
 //     toRecipients, ccRecipients, bccRecipients, replyTo, importance,
 //     isRead, flag, categories, internetMessageId, internetMessageHeaders,
@@ -128,8 +160,37 @@
 //     sentDateTime, Message-ID, Importance, the custom headers; the body;
 //     multipart/mixed with base64 attachments when it has any), not bytes
 //     Exchange would write.
-//   - PATCH changes isRead, flag, categories and importance on any message,
-//     subject and body on drafts only (https://learn.microsoft.com/graph/api/message-update).
+//   - PATCH changes isRead, flag, categories, importance, toRecipients,
+//     ccRecipients and bccRecipients on any message, and subject, body,
+//     from, sender, replyTo and internetMessageId on drafts
+//     (https://learn.microsoft.com/graph/api/message-update). On a message
+//     that is not a draft, subject and body are ignored (200; reported in
+//     https://github.com/microsoftgraph/microsoft-graph-docs/issues/21616),
+//     from answers 400 ErrorInvalidPropertySet "Message is not draft."
+//     (https://github.com/microsoftgraph/microsoft-graph-docs/issues/17008),
+//     and so do sender and replyTo (the emulator's own rule);
+//     internetMessageId answers 400 ErrorInvalidPropertySet "Set action is
+//     invalid for property." (https://github.com/microsoftgraph/msgraph-sdk-dotnet/issues/2408).
+//     Read-only properties (createdDateTime, receivedDateTime, isDraft,
+//     parentFolderId, changeKey, …) answer the same (see
+//     readOnlyMessageProps in patch.go); id and @odata annotations are
+//     taken without effect.
+//   - flag: flagStatus, startDateTime, dueDateTime and completedDateTime
+//     (https://learn.microsoft.com/graph/api/resources/followupflag), by
+//     EWS's FlagType rules (MS-OXWSCORE 2.2.4.23): flagged takes a start
+//     and a due date both or neither, complete no start or due date,
+//     notFlagged no date; otherwise 400 ErrorInvalidArgument "The request
+//     is invalid." (https://github.com/microsoftgraph/microsoft-graph-docs-contrib/issues/6473).
+//     See applyFlag in followup.go for the emulator's own choices.
+//   - Every change of a message (create, PATCH, an attachment added or
+//     removed) gives it a new changeKey and @odata.etag W/"changeKey",
+//     never one of an earlier version. PATCH and DELETE honour If-Match:
+//     an ETag that is not the current one answers 412 ErrorIrresolvableConflict
+//     "The send or update operation could not be performed because the
+//     change key passed in the request does not match the current change
+//     key for the item." (https://github.com/mguessan/davmail/issues/491,
+//     https://github.com/microsoftgraph/msgraph-sdk-dotnet/issues/1201);
+//     If-Match: * always matches.
 //     Extended properties are stored, except that 0x0E07, 0x0E06 and 0x0039
 //     keep their creation value and change nothing (200 all the same):
 //     PidTagMessageFlags is read-only after the first save (MS-OXCMSG),
@@ -173,7 +234,11 @@
 //     singleValueExtendedProperties/Any(ep: ep/id eq '…' and ep/value eq '…');
 //     $expand=singleValueExtendedProperties($filter=id eq '…') returns
 //     properties. The Name in a property id is case-sensitive, values are
-//     not (https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get).
+//     not (https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get);
+//     the rest of an id matches in any case and with or without leading
+//     zeros. Answers spell ids as Graph does, whatever the spelling they
+//     were created with: "Integer 0xe07", "String {guid in lower case}
+//     Name X-Foo", "Integer {guid} Id 0x8570" (see canonicalPropID).
 //   - Collections page by $top (default 10) with @odata.nextLink
 //     (https://learn.microsoft.com/graph/paging). Messages come in creation
 //     order; $orderby is not emulated.
@@ -207,7 +272,9 @@
 // connection closed before or after the bytes are stored); RejectMIME
 // refuses chosen MIME; SetQuotaExceeded fills a mailbox.
 //
-// Not emulated: item and reference attachments, events, the expiry of
-// upload sessions, folder update/delete, move/copy, delta queries,
-// $orderby and $search, and the "me" alias.
+// Not emulated: reference attachments, item attachments other than the
+// attached messages of MIME imports, the body conversion that the header
+// Prefer: outlook.body-content-type asks for, uniqueBody, events, the
+// expiry of upload sessions, folder update/delete, move/copy, delta
+// queries, $orderby and $search, and the "me" alias.
 package exchangetest

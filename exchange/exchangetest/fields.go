@@ -70,7 +70,7 @@ func messageFields(m *message) fields {
 			return els, true
 		case "singlevalueextendedproperties":
 			var els []fields
-			for _, p := range m.props {
+			for _, p := range m.shownProps() { // PidTagMessageFlags computed, see render.go
 				els = append(els, propFields(p))
 			}
 			return els, true

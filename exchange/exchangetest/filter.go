@@ -3,6 +3,8 @@ package exchangetest
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +22,15 @@ import (
 // (https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get).
 // String comparisons are case-insensitive, as Exchange's are, except the
 // Name part of an extended property id, which is case-sensitive (same page).
+//
+// A filter is bound to the type it filters (see edmType in query.go):
+// every property path must exist on that type, or on the element type of
+// the collection a lambda variable ranges over, else Graph answers 400
+// RequestBroker--ParseUri "Could not find a property named 'isJunk' on
+// type 'microsoft.graph.message'." (reported in
+// https://github.com/wslyvh/paperweight/issues/1). A property that exists
+// but that the emulator cannot evaluate (fields.go binds only some)
+// answers 501 rather than a wrong, empty result (see notEmulated).
 
 // fields looks up a property path of one entity. For a collection it
 // returns []fields; an element of a primitive collection answers path "".
@@ -29,23 +40,147 @@ type predicate func(fields) bool
 
 type node func(fields) any
 
-func parseFilter(src string) (predicate, error) {
+// parsedFilter is a $filter bound to its type.
+type parsedFilter struct {
+	pred predicate
+	// props are the properties the filter names outside lambda
+	// variables, as canonical paths (lower case, "/"-separated), once
+	// each, in the order they first appear: the order that $orderby must
+	// follow on messages (see checkOrderByFilter).
+	props []string
+}
+
+// parseFilter parses src; with a nil scope it checks no property names
+// (the evaluator's own tests). An empty src parses to a nil predicate. A
+// filter that parses but names a property the emulator cannot evaluate
+// returns its props with the notEmulated error.
+func parseFilter(src string, sc *scope) (parsedFilter, error) {
 	if strings.TrimSpace(src) == "" {
-		return nil, nil
+		return parsedFilter{}, nil
 	}
 	toks, err := tokenize(src)
 	if err != nil {
-		return nil, err
+		return parsedFilter{}, err
 	}
-	p := &parser{toks: toks}
+	p := &parser{toks: toks, sc: sc}
 	n, err := p.expr()
 	if err != nil {
-		return nil, err
+		return parsedFilter{}, err
 	}
 	if p.pos != len(p.toks) {
-		return nil, fmt.Errorf("unexpected %q", p.toks[p.pos].text)
+		return parsedFilter{}, fmt.Errorf("unexpected %q", p.toks[p.pos].text)
 	}
-	return func(f fields) bool { return truthy(n(f)) }, nil
+	if p.notEmulated != nil {
+		return parsedFilter{props: p.props}, p.notEmulated
+	}
+	return parsedFilter{pred: func(f fields) bool { return truthy(n(f)) }, props: p.props}, nil
+}
+
+// queryError is a query option Graph refuses (or that the emulator cannot
+// emulate): the status, code and message of the answer.
+type queryError struct {
+	status        int
+	code, message string
+}
+
+func (e *queryError) Error() string { return e.message }
+
+func (e *queryError) reply(c *call) *reply {
+	return graphError(c, e.status, e.code, e.message).ref()
+}
+
+// Graph's answer to a property path that does not exist on its type, in a
+// $filter or an $orderby (https://github.com/wslyvh/paperweight/issues/1).
+const (
+	codeParseURI    = "RequestBroker--ParseUri"
+	msgNoProperty   = "Could not find a property named '%s' on type '%s'."
+	codeNotEmulated = "NotImplemented"
+)
+
+func noProperty(name, typ string) *queryError {
+	return &queryError{http.StatusBadRequest, codeParseURI, fmt.Sprintf(msgNoProperty, name, typ)}
+}
+
+// notEmulated answers a query option, or a property in one, that Graph
+// serves and the emulator does not: 501 NotImplemented (the emulator's own
+// answer; https://learn.microsoft.com/graph/errors lists 501 "The
+// requested feature isn't implemented."), so that a client test fails
+// loudly instead of passing on a result Graph would not give.
+func notEmulated(what string) *queryError {
+	return &queryError{http.StatusNotImplemented, codeNotEmulated, what + " is not emulated by exchangetest."}
+}
+
+// scope is what a filter or an $orderby is bound to: an entity type, the
+// API version (some properties are beta only) and the lambda variables in
+// reach.
+type scope struct {
+	typ  *edmType
+	beta bool
+	vars []lambdaVar
+}
+
+// lambdaVar is a lambda variable: its name, the type of the elements it
+// ranges over (nil for primitives) and the canonical path of their
+// collection.
+type lambdaVar struct {
+	name string
+	elem *edmType
+	coll string
+}
+
+// resolved is a property path bound to its type.
+type resolved struct {
+	prop *edmProp // the last property; nil for a lambda variable alone
+	// canon is the path from the root type, lower case: the key of
+	// edmType.emulated ("flag/flagstatus", "singlevalueextendedproperties/id").
+	canon string
+	// top is the path as named from the root type, "" under a lambda
+	// variable.
+	top string
+}
+
+// resolve binds path (segments separated by "/") to sc: a lambda variable
+// and its properties, or properties of the root type.
+func (sc *scope) resolve(path string) (resolved, error) {
+	segs := strings.Split(path, "/")
+	t, canon, top := sc.typ, "", true
+	for i := len(sc.vars) - 1; i >= 0; i-- {
+		if v := sc.vars[i]; v.name == segs[0] {
+			if len(segs) == 1 {
+				return resolved{canon: v.coll}, nil
+			}
+			t, canon, top, segs = v.elem, v.coll, false, segs[1:]
+			break
+		}
+	}
+	var prop *edmProp
+	for i, s := range segs {
+		if t == nil {
+			return resolved{}, noProperty(s, "Edm.String")
+		}
+		p, ok := t.prop(s, sc.beta)
+		if !ok {
+			return resolved{}, noProperty(s, t.name)
+		}
+		if p.coll && i < len(segs)-1 {
+			return resolved{}, &queryError{http.StatusBadRequest, codeParseURI, fmt.Sprintf(
+				"The parent value for a property access of a property '%s' is not a single value. Property access can only be applied to a single value.", segs[i+1])}
+		}
+		canon = joinPath(canon, strings.ToLower(p.name))
+		prop, t = p, p.typ
+	}
+	r := resolved{prop: prop, canon: canon}
+	if top {
+		r.top = canon
+	}
+	return r, nil
+}
+
+func joinPath(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "/" + b
 }
 
 type tokKind int
@@ -124,6 +259,30 @@ func wordEnd(r []rune, i int, extra string) int {
 type parser struct {
 	toks []token
 	pos  int
+	sc   *scope // nil: names are not checked
+	// notEmulated is the first property the emulator cannot evaluate;
+	// it is answered only when the filter has no error Graph would give.
+	notEmulated error
+	props       []string // see parsedFilter.props
+}
+
+// path binds a property path of the filter (see scope.resolve) and notes
+// what parsedFilter needs; with a nil scope it accepts any path.
+func (p *parser) path(word string) (resolved, error) {
+	if p.sc == nil {
+		return resolved{}, nil
+	}
+	r, err := p.sc.resolve(word)
+	if err != nil {
+		return resolved{}, err
+	}
+	if r.top != "" && !slices.Contains(p.props, r.top) {
+		p.props = append(p.props, r.top)
+	}
+	if p.notEmulated == nil && !p.sc.typ.emulated[r.canon] {
+		p.notEmulated = notEmulated(fmt.Sprintf("$filter on '%s' of %s", word, p.sc.typ.name))
+	}
+	return r, nil
 }
 
 func (p *parser) peek() (token, bool) {
@@ -256,6 +415,9 @@ func (p *parser) operand() (node, error) {
 		return func(fields) any { return nil }, nil
 	}
 	if !p.isPunct("(") {
+		if _, err := p.path(word); err != nil {
+			return nil, err
+		}
 		return func(f fields) any { v, _ := f(word); return v }, nil
 	}
 	lw := strings.ToLower(word)
@@ -273,7 +435,7 @@ func (p *parser) operand() (node, error) {
 		if t, ok := p.peek(); ok && t.kind == tIdent && strings.HasPrefix(t.text, "Edm.") {
 			p.pos++
 			typ := t.text
-			args = append(args, func(fields) any { return edmType(typ) })
+			args = append(args, func(fields) any { return edmTypeName(typ) })
 			continue
 		}
 		a, err := p.expr()
@@ -286,7 +448,7 @@ func (p *parser) operand() (node, error) {
 	return function(lw, args)
 }
 
-type edmType string
+type edmTypeName string
 
 func function(name string, args []node) (node, error) {
 	two := func(fn func(a, b string) bool) (node, error) {
@@ -316,7 +478,7 @@ func function(name string, args []node) (node, error) {
 			if !ok {
 				return v
 			}
-			switch strings.ToLower(string(args[1](f).(edmType))) {
+			switch strings.ToLower(string(args[1](f).(edmTypeName))) {
 			case "edm.boolean":
 				return strings.EqualFold(s, "true")
 			case "edm.int32", "edm.int64", "edm.double":
@@ -333,6 +495,14 @@ func function(name string, args []node) (node, error) {
 }
 
 func (p *parser) lambda(collection string, all bool) (node, error) {
+	coll, err := p.path(collection)
+	if err != nil {
+		return nil, err
+	}
+	if p.sc != nil && (coll.prop == nil || !coll.prop.coll) {
+		// ODL's message (Graph parses URIs with it).
+		return nil, &queryError{http.StatusBadRequest, codeParseURI, "Any/All may only be used following a collection."}
+	}
 	p.pos++ // (
 	t, ok := p.peek()
 	if !ok || t.kind != tIdent {
@@ -343,7 +513,13 @@ func (p *parser) lambda(collection string, all bool) (node, error) {
 	if err := p.expect(":"); err != nil {
 		return nil, err
 	}
+	if p.sc != nil {
+		p.sc.vars = append(p.sc.vars, lambdaVar{name: v, elem: coll.prop.typ, coll: coll.canon})
+	}
 	body, err := p.expr()
+	if p.sc != nil {
+		p.sc.vars = p.sc.vars[:len(p.sc.vars)-1]
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -70,22 +70,22 @@ func TestFilterChains(t *testing.T) {
 		"not (a eq 'x' and b eq 'y')":         false,
 		"(a eq 'z' or a eq 'x') and b eq 'y'": true,
 	} {
-		p, err := parseFilter(src)
+		p, err := parseFilter(src, nil)
 		require.NoError(t, err, src)
-		assert.Equal(t, want, p(f), src)
+		assert.Equal(t, want, p.pred(f), src)
 	}
 
 	// The right side is not evaluated when the left one decides.
 	for _, src := range []string{"a eq 'x' or b eq 'y'", "a eq 'z' and b eq 'y'"} {
-		p, err := parseFilter(src)
+		p, err := parseFilter(src, nil)
 		require.NoError(t, err)
 		looked = nil
-		p(f)
+		p.pred(f)
 		assert.Equal(t, []string{"a"}, looked, src)
 	}
 
 	for _, src := range []string{"a eq", "a eq 'x' or", "(a eq 'x'", "a eq 'x"} {
-		_, err := parseFilter(src)
+		_, err := parseFilter(src, nil)
 		assert.Error(t, err, src)
 	}
 }

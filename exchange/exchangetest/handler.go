@@ -70,7 +70,9 @@ func writeReply(w http.ResponseWriter, rep reply) {
 
 // serveWire serves a request from the wire. A path that is neither an
 // uploadUrl nor under /v1.0 or /beta answers 400 BadRequest "Invalid
-// version." (the emulator's own answer).
+// version.", as Graph answers a path without its version (reported in
+// https://github.com/microsoftgraph/msgraph-sample-blazor-clientside/issues/94
+// and https://github.com/O365/python-o365/issues/889).
 func (s *Server) serveWire(c *call, r *http.Request) reply {
 	if sid, ok := parseUploadPath(r.URL.EscapedPath()); ok {
 		return s.serveUploadWire(c, r, sid)
@@ -146,14 +148,17 @@ func (s *Server) readBody(c *call, r *http.Request) *reply {
 
 // dispatch serves one Graph request (from the wire, a $batch or an
 // uploadUrl): it counts it, applies injected faults and budgets, and
-// routes it. A path it does not route answers 400 BadRequest "Resource
-// not found for the segment '…'." (the emulator's own answer).
+// routes it. A path it does not route under its version (importMime under
+// v1.0, say) answers 400 BadRequest "Resource not found for the segment
+// '…'." naming the first segment it could not resolve, as Graph does
+// (see parseRoute).
 func (s *Server) dispatch(c *call) reply {
 	var rt route
+	var badSeg string
 	ok := true
 	tmpl := uploadTemplate
 	if c.session == "" {
-		rt, ok = parseRoute(c.segs)
+		rt, badSeg, ok = parseRoute(c.version, c.segs)
 		tmpl = "/" + strings.Join(c.segs, "/")
 		if ok {
 			tmpl = rt.tmpl
@@ -171,7 +176,7 @@ func (s *Server) dispatch(c *call) reply {
 	}
 	if !ok {
 		s.mu.Unlock()
-		return graphError(c, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Resource not found for the segment '%s'.", lastSeg(c.segs)))
+		return graphError(c, http.StatusBadRequest, "BadRequest", fmt.Sprintf(msgSegmentNotFound, badSeg))
 	}
 	var mb *mailbox
 	if c.session != "" {
@@ -202,6 +207,9 @@ func (s *Server) dispatch(c *call) reply {
 	defer s.mu.Unlock()
 	if c.session != "" {
 		return s.serveUpload(c, mb)
+	}
+	if rep := checkQuery(c, rt.kind); rep != nil { // query options (query.go)
+		return *rep
 	}
 	return s.serveRoute(c, mb, rt)
 }

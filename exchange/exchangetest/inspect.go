@@ -70,15 +70,16 @@ type Message struct {
 	// https://learn.microsoft.com/openspecs/exchange_server_protocols/ms-oxprops/4ec55eac-14b3-4dfa-adf3-340c0dcccd44);
 	// 0 when unset.
 	LastVerbExecuted int
-	// Attachments are the message's file attachments, in the order they
-	// were added (POST .../attachments, upload sessions, or the
-	// attachments of a JSON create). A MIME import keeps its attachments
-	// inside MIME and lists none here.
+	// Attachments are the message's attachments, in the order they were
+	// added (POST .../attachments, upload sessions, or the attachments of
+	// a JSON create); those of a MIME import are read from its MIME at
+	// import, in the order of its parts (see readMIMEContent).
 	Attachments []Attachment
 }
 
-// Attachment is a file attachment as the inspection API shows it
-// (https://learn.microsoft.com/graph/api/resources/fileattachment).
+// Attachment is an attachment as the inspection API shows it: a file
+// attachment (https://learn.microsoft.com/graph/api/resources/fileattachment),
+// or an item attachment of a MIME import (IsItem).
 type Attachment struct {
 	// ID is the attachment's id, as Graph answers it.
 	ID string
@@ -93,8 +94,12 @@ type Attachment struct {
 	IsInline bool
 	// Size is the number of bytes of Content.
 	Size int
-	// Content is the attachment's bytes.
+	// Content is the attachment's bytes (an item attachment's: the
+	// attached message's MIME).
 	Content []byte
+	// IsItem reports an itemAttachment: a message/rfc822 part of a MIME
+	// import.
+	IsItem bool
 }
 
 // withMailbox runs f on user's mailbox with s.mu held; it does nothing
@@ -187,6 +192,6 @@ func (m *message) export() Message {
 func (a *attachment) export() Attachment {
 	return Attachment{
 		ID: a.id, Name: a.name, ContentType: a.contentType, ContentID: a.contentID,
-		IsInline: a.isInline, Size: len(a.content), Content: slices.Clone(a.content),
+		IsInline: a.isInline, Size: len(a.content), Content: slices.Clone(a.content), IsItem: a.item,
 	}
 }

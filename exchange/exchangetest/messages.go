@@ -9,24 +9,22 @@ import (
 
 // messageInput is a message in a request body (create or PATCH).
 type messageInput struct {
-	Subject                *string           `json:"subject"`
-	Body                   map[string]any    `json:"body"`
-	From                   any               `json:"from"`
-	Sender                 any               `json:"sender"`
-	ToRecipients           any               `json:"toRecipients"`
-	CcRecipients           any               `json:"ccRecipients"`
-	BccRecipients          any               `json:"bccRecipients"`
-	ReplyTo                any               `json:"replyTo"`
-	InternetMessageHeaders []internetHeader  `json:"internetMessageHeaders"`
-	InternetMessageID      *string           `json:"internetMessageId"`
-	IsRead                 *bool             `json:"isRead"`
-	Attachments            []attachmentInput `json:"attachments"`
-	Flag                   *struct {
-		FlagStatus *string `json:"flagStatus"`
-	} `json:"flag"`
-	Categories                    *[]string     `json:"categories"`
-	Importance                    *string       `json:"importance"`
-	SingleValueExtendedProperties []extPropJSON `json:"singleValueExtendedProperties"`
+	Subject                       *string           `json:"subject"`
+	Body                          map[string]any    `json:"body"`
+	From                          any               `json:"from"`
+	Sender                        any               `json:"sender"`
+	ToRecipients                  any               `json:"toRecipients"`
+	CcRecipients                  any               `json:"ccRecipients"`
+	BccRecipients                 any               `json:"bccRecipients"`
+	ReplyTo                       any               `json:"replyTo"`
+	InternetMessageHeaders        []internetHeader  `json:"internetMessageHeaders"`
+	InternetMessageID             *string           `json:"internetMessageId"`
+	IsRead                        *bool             `json:"isRead"`
+	Attachments                   []attachmentInput `json:"attachments"`
+	Flag                          *flagInput        `json:"flag"`
+	Categories                    *[]string         `json:"categories"`
+	Importance                    *string           `json:"importance"`
+	SingleValueExtendedProperties []extPropJSON     `json:"singleValueExtendedProperties"`
 }
 
 // importMIME creates a message from a base64 MIME body (see readMIMEBody
@@ -40,6 +38,9 @@ type messageInput struct {
 // With draft=true it is the MIME form of create message
 // (https://learn.microsoft.com/graph/api/user-post-messages): the result
 // is always a draft.
+//
+// Both read the MIME's header (applyMIMEHeader) and content: body,
+// bodyPreview, internetMessageHeaders and attachments (applyMIMEContent).
 //
 // Dates. Neither page says how receivedDateTime is set, and importMime
 // takes no parameter to carry one (such as IMAP's INTERNALDATE). The
@@ -57,6 +58,7 @@ func (s *Server) importMIME(c *call, mb *mailbox, f *folder, draft bool) reply {
 	m := s.newMessage(f, draft)
 	m.mime = raw
 	applyMIMEHeader(m, h)
+	s.applyMIMEContent(m, raw)
 	mb.add(m)
 	return jsonReply(http.StatusCreated, messageJSON(m, c.selected(), nil))
 }
@@ -187,18 +189,17 @@ func (s *Server) createMessage(c *call, mb *mailbox, f *folder) reply {
 }
 
 // applyCommon applies the properties that both create and update accept
-// (https://learn.microsoft.com/graph/api/message-update): isRead, flag,
-// categories, importance (see checkEnum for the values refused).
+// (https://learn.microsoft.com/graph/api/message-update): isRead, flag
+// (status and dates, see applyFlag), categories, importance (see
+// checkEnum for the values refused).
 func applyCommon(c *call, m *message, in *messageInput) *reply {
 	if in.IsRead != nil {
 		m.isRead = *in.IsRead
 	}
-	if in.Flag != nil && in.Flag.FlagStatus != nil {
-		v, r := checkEnum(c, *in.Flag.FlagStatus, flagStatuses)
-		if r != nil {
+	if in.Flag != nil {
+		if r := applyFlag(c, m, in.Flag); r != nil {
 			return r
 		}
-		m.flagStatus = v
 	}
 	if in.Categories != nil {
 		m.categories = slices.Clone(*in.Categories)
@@ -214,22 +215,44 @@ func applyCommon(c *call, m *message, in *messageInput) *reply {
 }
 
 // patchMessage answers PATCH .../messages/{id}
-// (https://learn.microsoft.com/graph/api/message-update): isRead, flag,
-// categories and importance on any message; subject and body only while
-// isDraft is true (otherwise ignored); internetMessageHeaders are
-// checked (x- names only) but ignored, since custom headers are added
-// "only when creating a message"
-// (https://learn.microsoft.com/graph/api/resources/message).
-// singleValueExtendedProperties are stored, except that PidTagMessageFlags,
-// PidTagMessageDeliveryTime and PidTagClientSubmitTime keep the value of
-// the creation and change nothing: PidTagMessageFlags is read-only after
-// the first save (MS-OXCMSG 2.2.1.6), and no Microsoft page documents that
-// a later 0x0E06/0x0039 moves receivedDateTime/sentDateTime. The PATCH
-// still answers 200. PidTagLastVerbExecuted can change. 200 with the
-// message; a rejected PATCH changes nothing.
+// (https://learn.microsoft.com/graph/api/message-update): 200 with the
+// message, or an error and nothing changed.
+//
+//   - If-Match: a stale ETag answers 412 ErrorIrresolvableConflict (see
+//     checkIfMatch).
+//   - isRead, flag (see applyFlag), categories, importance,
+//     toRecipients, ccRecipients and bccRecipients on any message.
+//   - subject, body, from, sender, replyTo and internetMessageId on
+//     drafts; on other messages subject and body are ignored and the
+//     others refused (see draftOnlyMessageProps).
+//   - Read-only properties (createdDateTime, receivedDateTime, isDraft, …)
+//     answer 400 ErrorInvalidPropertySet (see readOnlyMessageProps).
+//   - internetMessageHeaders are checked (x- names only) but ignored, as
+//     custom headers are added "only when creating a message"
+//     (https://learn.microsoft.com/graph/api/resources/message).
+//   - singleValueExtendedProperties are stored, except that
+//     PidTagMessageFlags, PidTagMessageDeliveryTime and
+//     PidTagClientSubmitTime keep the value of the creation and change
+//     nothing, 200 all the same: PidTagMessageFlags is read-only after the
+//     first save (MS-OXCMSG 2.2.1.6), and no Microsoft page documents that
+//     a later 0x0E06/0x0039 moves receivedDateTime/sentDateTime.
+//     PidTagLastVerbExecuted can change.
+//
+// Every PATCH that succeeds saves a new version of the message: a new
+// changeKey and @odata.etag (see message.touch).
 func (s *Server) patchMessage(c *call, m *message) reply {
+	if r := checkIfMatch(c, m); r != nil {
+		return *r
+	}
 	in, r := readMessageInput(c)
 	if r != nil {
+		return *r
+	}
+	keys, r := patchKeys(c)
+	if r != nil {
+		return *r
+	}
+	if r := checkReadOnly(c, keys); r != nil {
 		return *r
 	}
 	// Validate on a copy so that a bad request changes nothing.
@@ -238,27 +261,29 @@ func (s *Server) patchMessage(c *call, m *message) reply {
 	if r := applyCommon(c, &cp, &in); r != nil {
 		return *r
 	}
-	if cp.isDraft {
-		if in.Subject != nil {
-			cp.subject = *in.Subject
-		}
-		if in.Body != nil {
-			cp.body = in.Body
-		}
+	if r := applyAddressing(c, &cp, &in, keys); r != nil {
+		return *r
 	}
 	for _, p := range in.SingleValueExtendedProperties {
 		if r := s.applyProp(c, &cp, p, false); r != nil {
 			return *r
 		}
 	}
-	cp.mod = now()
+	cp.touch()
 	*m = cp
 	return jsonReply(http.StatusOK, messageJSON(m, c.selected(), nil))
 }
 
 // deleteMessage answers DELETE .../messages/{id}
 // (https://learn.microsoft.com/graph/api/message-delete): 204 No Content.
-func deleteMessage(mb *mailbox, m *message) reply {
+// An If-Match header that does not name the message's current version
+// answers 412 ErrorIrresolvableConflict and deletes nothing (see
+// checkIfMatch; the page names no If-Match, and the emulator applies the
+// rule of the update).
+func deleteMessage(c *call, mb *mailbox, m *message) reply {
+	if r := checkIfMatch(c, m); r != nil {
+		return *r
+	}
 	delete(mb.messages, m.id)
 	return noContent()
 }

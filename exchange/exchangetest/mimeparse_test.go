@@ -72,13 +72,15 @@ func TestApplyMIMEHeader(t *testing.T) {
 	assert.Equal(t, "plain", m.subject)
 	assert.Equal(t, "low", m.importance)
 	assert.Equal(t, sent, m.sent, "a Date that does not parse changes nothing")
-	assert.True(t, m.hasAttachments)
+	assert.False(t, m.hasAttachment(), "multipart/mixed alone is no attachment: the content decides")
 	assert.Nil(t, m.from)
 	assert.Equal(t, []any{}, m.to)
 	assert.Equal(t, []any{
 		map[string]any{"emailAddress": map[string]any{"name": "", "address": "a@example.com"}},
 		map[string]any{"emailAddress": map[string]any{"name": "B", "address": "b@example.com"}},
 	}, m.cc)
+	applyMIMEHeader(m, parseMIMEHeader([]byte("Subject: =?windows-1252?q?=93quoted=94?=\r\n\r\n")))
+	assert.Equal(t, "“quoted”", m.subject, "encoded words in any charset toUTF8 knows")
 
 }
 
@@ -95,7 +97,7 @@ func TestParseMIMEHeaderLenient(t *testing.T) {
 		{"mbox From", "From bob Mon Jan  2 15:04:05 2006\r\nSubject: a\r\n\r\nb", mail.Header{"Subject": {"a"}}},
 		{"stray line", "Subject: a\r\njunk\r\nTo: x@example.com\r\n\r\nb", mail.Header{"Subject": {"a"}, "To": {"x@example.com"}}},
 		{"no empty line", "Subject: a\nhello\nworld\n", mail.Header{"Subject": {"a"}}},
-		{"folded", "Subject: a\r\n  b\r\n\tc\r\nX-Y : z\r\n", mail.Header{"Subject": {"a b c"}, "X-Y": {"z"}}},
+		{"folded", "Subject: a\r\n  b\r\n\tc\r\nX-Y : z\r\n", mail.Header{"Subject": {"a  b\tc"}, "X-Y": {"z"}}},
 	} {
 		assert.Equal(t, tc.want, parseMIMEHeader([]byte(tc.raw)), tc.name)
 	}
@@ -110,4 +112,35 @@ func TestDecodeMIMEBody(t *testing.T) {
 	assert.Equal(t, "Subject: x", string(b))
 	_, ok = decodeMIMEBody([]byte("%%%"))
 	assert.False(t, ok)
+}
+
+// TestReadHeader: the fields in order, as written, unfolded (RFC 5322
+// 2.2.3), and the body where the header ends.
+func TestReadHeader(t *testing.T) {
+	for _, tc := range []struct {
+		name, raw string
+		want      []internetHeader
+		body      string
+	}{
+		{"ordered", "Received: b\r\nreceived: a\r\nSubject: s\r\n\r\nbody\r\n",
+			[]internetHeader{{"Received", "b"}, {"received", "a"}, {"Subject", "s"}}, "body\r\n"},
+		{"folded", "X-Long: one\r\n two\r\n\tthree \r\nTo: x\r\n\r\n",
+			[]internetHeader{{"X-Long", "one two\tthree"}, {"To", "x"}}, ""},
+		{"LF only", "A: 1\nB : 2\n\nb", []internetHeader{{"A", "1"}, {"B", "2"}}, "b"},
+		{"stray line", "A: 1\r\njunk\r\nB: 2\r\n\r\nb", []internetHeader{{"A", "1"}, {"B", "2"}}, "b"},
+		{"body without empty line", "A: 1\r\nhello\r\nworld", []internetHeader{{"A", "1"}}, "hello\r\nworld"},
+		{"no header", "\r\nbody", nil, "body"},
+		{"header only", "A: 1\r\n", []internetHeader{{"A", "1"}}, ""},
+		{"mbox From", "From x Mon Jan  2 15:04:05 2006\nA: 1\n\nb", []internetHeader{{"A", "1"}}, "b"},
+	} {
+		fields, body := readHeader([]byte(tc.raw))
+		assert.Equal(t, tc.want, fields, tc.name)
+		assert.Equal(t, tc.body, string(body), tc.name)
+	}
+}
+
+func TestDecodeWords(t *testing.T) {
+	assert.Equal(t, "Grüße€", decodeWords("=?utf-8?q?Gr=C3=BC=C3=9Fe?= =?windows-1252?q?=80?="))
+	assert.Equal(t, "Grüße", decodeWords("=?iso-8859-1?q?Gr=FC=DFe?="))
+	assert.Equal(t, "=?bogus", decodeWords("=?bogus"), "what does not decode stays")
 }

@@ -10,13 +10,16 @@ import (
 
 // splitPath splits an escaped URL path into its version and unescaped
 // segments: "/v1.0/users/a%40b/mailFolders" -> "v1.0", [users a@b mailFolders].
+// Graph serves two versions, v1.0 and beta
+// (https://learn.microsoft.com/graph/versioning-and-support); a path under
+// neither does not split (serveWire answers it "Invalid version.").
 func splitPath(escaped string) (string, []string, bool) {
 	parts := strings.Split(strings.Trim(escaped, "/"), "/")
 	if len(parts) < 1 {
 		return "", nil, false
 	}
 	v := parts[0]
-	if v != "v1.0" && v != "beta" {
+	if v != versionV1 && v != versionBeta {
 		return "", nil, false
 	}
 	var segs []string
@@ -28,6 +31,55 @@ func splitPath(escaped string) (string, []string, bool) {
 		segs = append(segs, u)
 	}
 	return v, segs, true
+}
+
+// msgSegmentNotFound is Graph's message (code BadRequest, status 400) for a
+// path segment it cannot resolve under the request's version
+// (https://github.com/microsoftgraph/microsoft-graph-docs/issues/4900).
+const msgSegmentNotFound = "Resource not found for the segment '%s'."
+
+// The two API versions of Graph.
+const (
+	versionV1   = "v1.0"
+	versionBeta = "beta"
+)
+
+// Every route is documented under v1.0 and beta alike, except importMime:
+//
+//   - mailFolders list, create, get, childFolders
+//     (https://learn.microsoft.com/graph/api/user-list-mailfolders,
+//     https://learn.microsoft.com/graph/api/mailfolder-post-childfolders),
+//     messages list, create, get, update, delete and $value
+//     (https://learn.microsoft.com/graph/api/user-post-messages,
+//     https://learn.microsoft.com/graph/api/message-get), attachments
+//     (https://learn.microsoft.com/graph/api/message-post-attachments,
+//     https://learn.microsoft.com/graph/api/attachment-get) and
+//     singleValueExtendedProperties in $expand and $filter
+//     (https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get)
+//     are v1.0 resources.
+//   - POST …/mailFolders/{id}/permanentDelete is v1.0: the v1.0 reference
+//     gives that very path
+//     (https://learn.microsoft.com/graph/api/mailsearchfolder-permanentdelete?view=graph-rest-1.0)
+//     and the v1.0 PowerShell module has Remove-MgUserMailFolderPermanent
+//     (https://learn.microsoft.com/powershell/module/microsoft.graph.mail/remove-mgusermailfolderpermanent).
+//   - POST …/attachments/createUploadSession is v1.0
+//     (https://learn.microsoft.com/graph/api/attachment-createuploadsession?view=graph-rest-1.0).
+//   - POST …/mailFolders/{id}/importMime is documented under beta only
+//     (https://learn.microsoft.com/graph/api/mailfolder-importmime?view=graph-rest-beta;
+//     the page has no v1.0 version). Under v1.0 its segment is unknown,
+//     and Graph answers a beta-only segment under v1.0 with 400 BadRequest
+//     "Resource not found for the segment '…'." (reported in
+//     https://github.com/microsoftgraph/microsoft-graph-docs/issues/4900,
+//     https://github.com/microsoftgraph/msgraph-beta-sdk-python/issues/764,
+//     https://github.com/microsoftgraph/msgraph-sdk-dotnet/issues/1779).
+//
+// actionVersionOK reports whether the bound action name (without its
+// "microsoft.graph." namespace) is served under version.
+func actionVersionOK(version, name string) bool {
+	if strings.EqualFold(name, "importMime") {
+		return version == versionBeta
+	}
+	return true
 }
 
 // route is a parsed Graph path under /users/{user}/.
@@ -42,24 +94,45 @@ type route struct {
 
 func seg(s, want string) bool { return strings.EqualFold(s, want) }
 
-// parseRoute understands
+// action reports whether s names the bound action want, with or without
+// its namespace ("importMime" or "microsoft.graph.importMime"); names are
+// not case-sensitive (https://learn.microsoft.com/graph/traverse-the-graph).
+func action(s, want string) bool {
+	return seg(s, want) || seg(s, "microsoft.graph."+want)
+}
+
+// parseRoute understands, under version,
 //
 //	users/{u}/mailFolders[/{id}(/childFolders/{id})*[/childFolders|/messages[/{id}[/$value|/attachments…]]|/importMime|/permanentDelete]]
 //	users/{u}/messages[/{id}[/$value|/attachments…]]
 //
-// where attachments… is attachments[/createUploadSession|/{id}[/$value]].
-func parseRoute(segs []string) (route, bool) {
-	if len(segs) < 3 || !seg(segs[0], "users") {
-		return route{}, false
+// where attachments… is attachments[/createUploadSession|/{id}[/$value]],
+// and importMime is beta only (see actionVersionOK). A path it does not
+// understand returns ok false and the first segment it could not resolve,
+// which Graph names in its answer "Resource not found for the segment '…'."
+// (https://github.com/microsoftgraph/microsoft-graph-docs/issues/4900; a
+// version inside a $batch url is such a segment:
+// https://github.com/microsoftgraph/msgraph-sdk-javascript/issues/1178).
+// Paths Graph has but the emulator does not emulate (/users, /users/{u},
+// /me, …) are unknown segments too.
+func parseRoute(version string, segs []string) (rt route, bad string, ok bool) {
+	if len(segs) == 0 {
+		return route{}, "", false
 	}
-	rt := route{user: segs[1], tmpl: "/users/{user}"}
+	if !seg(segs[0], "users") {
+		return route{}, segs[0], false
+	}
+	if len(segs) < 3 {
+		return route{}, lastSeg(segs), false
+	}
+	rt = route{user: segs[1], tmpl: "/users/{user}"}
 	rest := segs[2:]
 	switch {
 	case seg(rest[0], "mailFolders"):
 		rt.tmpl += "/mailFolders"
 		if len(rest) == 1 {
 			rt.kind = "folders"
-			return rt, true
+			return rt, "", true
 		}
 		rt.folderID = rest[1]
 		rt.tmpl += "/{id}"
@@ -68,7 +141,7 @@ func parseRoute(segs []string) (route, bool) {
 			if len(rest) == 1 {
 				rt.kind = "children"
 				rt.tmpl += "/childFolders"
-				return rt, true
+				return rt, "", true
 			}
 			rt.folderID = rest[1]
 			rt.tmpl += "/childFolders/{id}"
@@ -76,74 +149,74 @@ func parseRoute(segs []string) (route, bool) {
 		}
 		if len(rest) == 0 {
 			rt.kind = "folder"
-			return rt, true
+			return rt, "", true
 		}
-		if seg(rest[0], "permanentDelete") || seg(rest[0], "microsoft.graph.permanentDelete") {
-			if len(rest) != 1 {
-				return route{}, false
+		for _, a := range []struct{ name, kind string }{{"permanentDelete", "permanentDelete"}, {"importMime", "import"}} {
+			if !action(rest[0], a.name) {
+				continue
 			}
-			rt.kind = "permanentDelete"
-			rt.tmpl += "/permanentDelete"
-			return rt, true
-		}
-		if seg(rest[0], "importMime") || seg(rest[0], "microsoft.graph.importMime") {
-			if len(rest) != 1 {
-				return route{}, false
+			if !actionVersionOK(version, a.name) {
+				return route{}, rest[0], false
 			}
-			rt.kind = "import"
-			rt.tmpl += "/importMime"
-			return rt, true
+			if len(rest) != 1 {
+				return route{}, rest[1], false
+			}
+			rt.kind = a.kind
+			rt.tmpl += "/" + a.name
+			return rt, "", true
 		}
 		if !seg(rest[0], "messages") {
-			return route{}, false
+			return route{}, rest[0], false
 		}
 	case seg(rest[0], "messages"):
 	default:
-		return route{}, false
+		return route{}, rest[0], false
 	}
 	// rest[0] is "messages".
 	rt.tmpl += "/messages"
-	switch len(rest) {
-	case 1:
+	if len(rest) == 1 {
 		rt.kind = "messages"
-	case 2:
-		rt.kind, rt.msgID = "message", rest[1]
-		rt.tmpl += "/{id}"
-	case 3:
-		rt.msgID = rest[1]
-		switch {
-		case rest[2] == "$value":
-			rt.kind = "value"
-			rt.tmpl += "/{id}/$value"
-		case seg(rest[2], "attachments"):
-			rt.kind = "attachments"
-			rt.tmpl += "/{id}/attachments"
-		default:
-			return route{}, false
-		}
-	case 4, 5:
-		if !seg(rest[2], "attachments") {
-			return route{}, false
-		}
-		rt.msgID = rest[1]
-		rt.tmpl += "/{id}/attachments"
-		switch {
-		case len(rest) == 4 && (seg(rest[3], "createUploadSession") || seg(rest[3], "microsoft.graph.createUploadSession")):
-			rt.kind = "uploadSession"
-			rt.tmpl += "/createUploadSession"
-		case len(rest) == 4:
-			rt.kind, rt.attID = "attachment", rest[3]
-			rt.tmpl += "/{id}"
-		case rest[4] == "$value":
-			rt.kind, rt.attID = "attachmentValue", rest[3]
-			rt.tmpl += "/{id}/$value"
-		default:
-			return route{}, false
-		}
-	default:
-		return route{}, false
+		return rt, "", true
 	}
-	return rt, true
+	rt.msgID = rest[1]
+	rt.tmpl += "/{id}"
+	if len(rest) == 2 {
+		rt.kind = "message"
+		return rt, "", true
+	}
+	switch {
+	case rest[2] == "$value":
+		if len(rest) > 3 {
+			return route{}, rest[3], false
+		}
+		rt.kind = "value"
+		rt.tmpl += "/$value"
+		return rt, "", true
+	case !seg(rest[2], "attachments"):
+		return route{}, rest[2], false
+	}
+	rt.tmpl += "/attachments"
+	switch {
+	case len(rest) == 3:
+		rt.kind = "attachments"
+	case action(rest[3], "createUploadSession"):
+		if len(rest) > 4 {
+			return route{}, rest[4], false
+		}
+		rt.kind = "uploadSession"
+		rt.tmpl += "/createUploadSession"
+	case len(rest) == 4:
+		rt.kind, rt.attID = "attachment", rest[3]
+		rt.tmpl += "/{id}"
+	case rest[4] == "$value" && len(rest) == 5:
+		rt.kind, rt.attID = "attachmentValue", rest[3]
+		rt.tmpl += "/{id}/$value"
+	case rest[4] != "$value":
+		return route{}, rest[4], false
+	default:
+		return route{}, rest[5], false
+	}
+	return rt, "", true
 }
 
 func lastSeg(segs []string) string {
@@ -231,7 +304,7 @@ func (s *Server) serveRoute(c *call, mb *mailbox, rt route) reply {
 			case http.MethodPatch:
 				return s.patchMessage(c, m)
 			case http.MethodDelete:
-				return deleteMessage(mb, m)
+				return deleteMessage(c, mb, m)
 			}
 		case "value":
 			if c.method == http.MethodGet {

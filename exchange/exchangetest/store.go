@@ -3,6 +3,7 @@ package exchangetest
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"slices"
 	"strings"
 	"time"
@@ -32,6 +33,7 @@ type message struct {
 	mime                         []byte
 	isDraft, isRead              bool
 	flagStatus                   string
+	flagDates                    followupDates // see followup.go
 	categories                   []string
 	importance                   string
 	internetMessageID, subject   string
@@ -44,10 +46,16 @@ type message struct {
 	hasAttachments               bool // of the MIME (multipart/mixed); see hasAttachment
 	lastVerb                     int
 	attachments                  []*attachment
+	// replica and version make the message's changeKey (see changeKey):
+	// version counts the saves of the message, 1 at creation, one more at
+	// each change (touch).
+	replica [16]byte
+	version uint64
 }
 
 // extProp is a singleValueExtendedProperty of a message, its id as the
-// client spelled it (see normalizePropID for how ids compare).
+// client spelled it (see normalizePropID for how ids compare, and
+// canonicalPropID for how Graph spells them in its answers).
 type extProp struct{ id, value string }
 
 // internetHeader is an internetMessageHeader
@@ -60,6 +68,7 @@ type internetHeader struct {
 type attachment struct {
 	id, name, contentType, contentID string
 	isInline                         bool
+	item                             bool // an itemAttachment: a message/rfc822 part of imported MIME (see attachmentOf)
 	content                          []byte
 	mod                              time.Time
 }
@@ -166,8 +175,9 @@ func (s *Server) newMessage(f *folder, draft bool) *message {
 	m := &message{
 		id: s.newID(messageIDPrefix), folderID: f.id,
 		isDraft: draft, isRead: draft, flagStatus: "notFlagged", importance: "normal",
-		created: t, mod: t, received: t, sent: t,
+		created: t, mod: t, received: t, sent: t, version: 1,
 	}
+	_, _ = rand.Read(m.replica[:])
 	m.internetMessageID = "<" + strings.TrimPrefix(m.id, messageIDPrefix) + "@exchangetest.invalid>"
 	return m
 }
@@ -179,9 +189,10 @@ func (mb *mailbox) add(m *message) {
 }
 
 // size is the message's size as the maximum message size measures it:
-// its MIME (or its body) plus its attachments.
+// its body plus its attachments (for imported MIME, the body and
+// attachments read from it, see applyMIMEContent).
 func (m *message) size() int64 {
-	n := int64(len(m.mime))
+	var n int64
 	if m.body != nil {
 		content, _ := m.body["content"].(string)
 		n += int64(len(content))
@@ -209,3 +220,36 @@ func (m *message) attachment(id string) *attachment {
 	}
 	return nil
 }
+
+// touch records a change of m (a PATCH, an attachment added or removed):
+// lastModifiedDateTime is now and m has a new changeKey, one that no
+// earlier version of m had, however close together the changes come.
+func (m *message) touch() {
+	m.version++
+	m.mod = now()
+}
+
+// changeKey is the message's changeKey
+// (https://learn.microsoft.com/graph/api/resources/message#properties:
+// "The version of the message"); its @odata.etag is
+// W/"changeKey" (see etag). Exchange's change keys are base64 of 30 bytes
+// (for example "CQAAABYAAADfB6WWdg0CTr9zYQh/xfDNAAAEg+rR"): 09 00 00 00,
+// 16 00 00 00 (the 22 bytes that follow), a 16-byte replica GUID and a
+// 6-byte change number. The emulator keeps that shape with a random GUID
+// per message and the message's version as the change number, so that
+// every version of a message has a change key of its own, even when two
+// versions share lastModifiedDateTime (whole seconds).
+func (m *message) changeKey() string {
+	var b [30]byte
+	b[0], b[4] = 0x09, 0x16
+	copy(b[8:24], m.replica[:])
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], m.version)
+	copy(b[24:], n[2:])
+	return base64.StdEncoding.EncodeToString(b[:])
+}
+
+// etag is the message's @odata.etag: W/"changeKey", as Graph answers it
+// (https://learn.microsoft.com/graph/api/resources/message#json-representation
+// shows both; ETags are weak, RFC 9110 section 8.8.1).
+func (m *message) etag() string { return `W/"` + m.changeKey() + `"` }

@@ -202,7 +202,7 @@ func (s *Server) serveUpload(c *call, mb *mailbox) reply {
 		a.contentType = sniff(a.content)
 	}
 	m.attachments = append(m.attachments, &a)
-	m.mod = a.mod
+	m.touch()
 	h := http.Header{}
 	h.Set("Location", fmt.Sprintf("%s/api/v2.0/Users('%s')/Messages('%s')/Attachments('%s')",
 		c.base, url.PathEscape(sess.user), url.PathEscape(m.id), a.id))
