@@ -87,9 +87,10 @@ func (s *Server) serveAttachments(c *call, mb *mailbox, m *message, rt route) (r
 			// https://learn.microsoft.com/graph/api/attachment-get
 			out := applySelect(attachmentJSON(a), c.selected())
 			if a.item && expandsItem(c.query.Get("$expand")) {
+				out["item@odata.context"] = s.itemContextURL(c)
 				out["item"] = itemJSON(a)
 			}
-			return jsonReply(http.StatusOK, out), true
+			return s.entityReply(c, http.StatusOK, out), true
 		case rt.kind == "attachment" && c.method == http.MethodDelete:
 			// https://learn.microsoft.com/graph/api/attachment-delete: 204.
 			m.attachments = slices.DeleteFunc(m.attachments, func(x *attachment) bool { return x == a })
@@ -116,7 +117,7 @@ func (s *Server) postAttachment(c *call, m *message) reply {
 		return *rep
 	}
 	m.touch()
-	return jsonReply(http.StatusCreated, attachmentJSON(a))
+	return s.entityReply(c, http.StatusCreated, attachmentJSON(a))
 }
 
 // addAttachment adds a file attachment to m, unless it is not valid
@@ -135,13 +136,13 @@ func (s *Server) addAttachment(c *call, m *message, in attachmentInput) (*attach
 }
 
 // expandsItem reports whether $expand names the item of an
-// itemAttachment: "microsoft.graph.itemattachment/item"
-// (https://learn.microsoft.com/graph/api/attachment-get, example 3) or
-// "item", in any case.
+// itemAttachment: "microsoft.graph.itemAttachment/item", in any case
+// (https://learn.microsoft.com/graph/api/attachment-get, example 3), the
+// one form checkExpand takes; "item" alone names no property of an
+// attachment and checkExpand has answered it 400.
 func expandsItem(expand string) bool {
-	for _, e := range strings.Split(expand, ",") {
-		e = strings.ToLower(strings.TrimSpace(e))
-		if e == "item" || strings.HasSuffix(e, "/item") {
+	for _, e := range splitTopLevel(expand, ',') {
+		if strings.EqualFold(strings.TrimSpace(e), "microsoft.graph.itemAttachment/item") {
 			return true
 		}
 	}

@@ -134,8 +134,9 @@
 //     see message.messageFlags), through $expand and $filter alike.
 //   - A JSON create takes subject, body (text or html), from, sender,
 //     toRecipients, ccRecipients, bccRecipients, replyTo, importance,
-//     isRead, flag, categories, internetMessageId, internetMessageHeaders,
-//     attachments (fileAttachment) and singleValueExtendedProperties
+//     isRead, flag, categories, inferenceClassification, internetMessageId,
+//     internetMessageHeaders, attachments (fileAttachment) and
+//     singleValueExtendedProperties
 //     (https://learn.microsoft.com/graph/api/user-post-messages,
 //     https://learn.microsoft.com/graph/api/resources/message). It is a
 //     draft unless Integer 0x0E07 (PidTagMessageFlags) is set without
@@ -160,7 +161,8 @@
 //     sentDateTime, Message-ID, Importance, the custom headers; the body;
 //     multipart/mixed with base64 attachments when it has any), not bytes
 //     Exchange would write.
-//   - PATCH changes isRead, flag, categories, importance, toRecipients,
+//   - PATCH changes isRead, flag, categories, inferenceClassification,
+//     importance, toRecipients,
 //     ccRecipients and bccRecipients on any message, and subject, body,
 //     from, sender, replyTo and internetMessageId on drafts
 //     (https://learn.microsoft.com/graph/api/message-update). On a message
@@ -239,9 +241,55 @@
 //     zeros. Answers spell ids as Graph does, whatever the spelling they
 //     were created with: "Integer 0xe07", "String {guid in lower case}
 //     Name X-Foo", "Integer {guid} Id 0x8570" (see canonicalPropID).
+//   - Every JSON answer of an entity or a collection carries
+//     @odata.context: a collection the path read, keys in parentheses
+//     ("…/$metadata#users('{user}')/mailFolders('{id}')/messages",
+//     https://learn.microsoft.com/graph/api/user-list-messages); an entity,
+//     read, PATCHed or created by a POST to a collection, its collection's
+//     path and /$entity (https://learn.microsoft.com/graph/api/attachment-get,
+//     https://learn.microsoft.com/graph/api/user-post-messages); $select on
+//     GET as "messages(subject,id)" or "messages(internetMessageHeaders)/$entity"
+//     (https://learn.microsoft.com/graph/api/message-get); $expand changes
+//     nothing; keys are OData string literals, percent-encoded
+//     (users('john.doe%40contoso.onmicrosoft.com'),
+//     https://learn.microsoft.com/graph/traverse-the-graph). An expanded
+//     item of an itemAttachment has its item@odata.context
+//     (…/attachments('{id}')/microsoft.graph.itemAttachment/item/$entity,
+//     attachment-get example 3). Errors, $value and the $batch envelope
+//     carry none; $batch responses carry their own.
+//   - inferenceClassification is focused or other, in any case; a JSON
+//     create and PATCH set it, on any message
+//     (https://learn.microsoft.com/graph/api/message-update); a message is
+//     "focused" until then, as Microsoft's answers show a new draft
+//     (https://learn.microsoft.com/graph/api/user-post-messages?view=graph-rest-beta).
+//     $select and $filter take it.
+//   - GET of a mailFolder honours $select, as GET of a message does.
+//     $expand of an itemAttachment's item is only
+//     microsoft.graph.itemAttachment/item (attachment-get, example 3);
+//     "item" alone answers 400.
 //   - Collections page by $top (default 10) with @odata.nextLink
 //     (https://learn.microsoft.com/graph/paging). Messages come in creation
-//     order; $orderby is not emulated.
+//     order unless $orderby sorts them; on messages, $orderby's properties
+//     must come first in $filter, in the same order, else 400
+//     InefficientFilter "The restriction or sort order is too complex for
+//     this operation." (https://learn.microsoft.com/graph/api/user-list-messages).
+//   - Query options are checked as Graph checks them (query.go): a
+//     property that does not exist, in $filter, $select, $expand or
+//     $orderby, answers 400 RequestBroker--ParseUri "Could not find a
+//     property named 'x' on type 'microsoft.graph.message'." rather than an
+//     empty list (reported in https://github.com/wslyvh/paperweight/issues/1
+//     and https://github.com/mguessan/davmail/issues/451); $top must be a
+//     positive integer, at most 1000 on messages
+//     (https://learn.microsoft.com/graph/api/mailfolder-list-messages), else
+//     400; an option given twice answers 400 "Query option '$top' was
+//     specified more than once, but it must be specified at most once."
+//     (https://github.com/microsoftgraph/msgraph-sdk-php/issues/127); an
+//     unknown system option answers 400 (MS-ODATA 2.2.3.6.1); option names
+//     are case-insensitive and the $ may be left out
+//     (https://learn.microsoft.com/graph/query-parameters). What Graph
+//     has but the emulator does not evaluate ($search, properties that
+//     fields.go does not read, casts) answers 501 NotImplemented, never a
+//     silent empty answer.
 //   - A full mailbox (SetQuotaExceeded) answers every write 403
 //     ErrorQuotaExceeded "Mailbox has exceeded maximum mailbox size."
 //     (https://github.com/microsoftgraph/microsoft-graph-docs-contrib/issues/6596).
@@ -259,11 +307,20 @@
 //     Options.Latency holds each request so that concurrency can be
 //     exceeded. Throttled requests are counted in Stats.Requests,
 //     Stats.Throttled and Stats.ThrottledBy, but do not use up a budget.
-//   - $batch takes at most 20 requests (else 400); each sub-request goes
-//     through the same handler, one at a time, counts against the
-//     mailbox's budgets and may be throttled on its own while the envelope
-//     answers 200; non-JSON bodies are base64
-//     (https://learn.microsoft.com/graph/json-batching).
+//   - $batch takes at most 20 requests, ids unique (not case-sensitive:
+//     400 "Request Id {id} has to be unique in a batch."), a body and a
+//     Content-Type on each POST, PUT and PATCH (400 "Write request id : {id}
+//     does not contain Content-Type header or body."), and dependsOn naming
+//     only earlier requests (400 "Invalid dependency for request Id {id}.");
+//     a batch that breaks a rule fails whole and nothing in it runs
+//     (https://learn.microsoft.com/graph/json-batching; the texts as
+//     reported in https://github.com/microsoftgraph/msgraph-sdk-java/issues/559,
+//     https://github.com/microsoftgraph/msgraph-sdk-dotnet/issues/2628 and
+//     https://github.com/microsoftgraph/msgraph-sdk-dotnet-core/issues/891).
+//     Each sub-request goes through the same handler, one at a time, counts
+//     against the mailbox's budgets and may be throttled on its own while
+//     the envelope answers 200; a request that depends on a failed one
+//     answers 424; non-JSON bodies are base64.
 //
 // Fault injection: FailNext answers the next n requests with a status
 // (429 carries ApplicationThrottled; Retry-After in whole seconds, rounded
@@ -276,5 +333,71 @@
 // attached messages of MIME imports, the body conversion that the header
 // Prefer: outlook.body-content-type asks for, uniqueBody, events, the
 // expiry of upload sessions, folder update/delete, move/copy, delta
-// queries, $orderby and $search, and the "me" alias.
+// queries, $search (501), and the "me" alias.
+//
+// # The emulator's own rules
+//
+// Where Microsoft documents nothing and no reliable report says what
+// Graph does, the emulator decides. A vendor testing against it should
+// know these choices, which a real tenant may not share
+// (TestGraphExamples in package exchange, run against a tenant, shows
+// where they differ):
+//
+//   - Routing: a path under an unknown version answers 400 "Invalid
+//     version." as one without a version does; paths Graph has but the
+//     emulator does not (/users/{u}, /me, events, …) and segments after a
+//     complete route answer 400 "Resource not found for the segment '…'.",
+//     naming the first one; the token is checked before the route, so an
+//     unknown path without a token answers 401; $value must be lower case.
+//   - $batch: over 20 requests, a request without an id, method or url,
+//     a GET or DELETE with a body but no Content-Type, and a payload that
+//     does not parse answer 400 with the emulator's texts; "body": null is
+//     no body; "requests": [] answers 200 with no responses; the rules are
+//     checked request by request in the order id, duplicate, method and
+//     url, dependsOn, body; an absolute sub-request URL is routed by its
+//     path (reports disagree on what Graph does); a failed dependency's 424
+//     carries BadRequest "The request depends on a request that failed.".
+//   - Query options: $top=0 answers 400 (Graph is reported to take it on
+//     messages); $top over 1000 on messages answers 400 with the
+//     emulator's text; folder and attachment pages are capped at 1000 with
+//     @odata.nextLink; an unknown $option answers 400 "The query parameter
+//     '$foo' is not supported."; $filter, $orderby, $top, $skip, $count or
+//     $search on a single entity answer 400; the 400s are checked in the
+//     order $select, $expand, $filter, $orderby, $top, $skip, $count, and a
+//     501 comes only when no 400 does; sorting is stable, strings compare
+//     case-insensitively, null first, dates to the second; the schema is
+//     v1.0's plus the message's beta-only properties.
+//   - ETags and PATCH: If-Match compares the change key inside W/"…", so
+//     W/"k", "k" and k match alike; DELETE honours If-Match as PATCH does;
+//     If-Match is checked before the body; every successful PATCH is a new
+//     version, even one that changes nothing; a flag in a PATCH replaces
+//     the whole flag, and one without flagStatus is checked against the
+//     current status; complete without completedDateTime completes now, to
+//     the minute; dates with an offset or Z become UTC, others keep their
+//     time zone unconverted; null recipients clear them; sender and
+//     replyTo on a delivered message answer as from does; every listed
+//     read-only property answers 400.
+//   - @odata.context is rooted at the emulator's own URL and the
+//     request's version ("http://127.0.0.1:port/v1.0/$metadata#…"), as
+//     Graph's is at its own, like @odata.nextLink; the user and keys are
+//     spelled as the request spelled them; importMime answers
+//     "…/$metadata#message", as the documented message actions do
+//     (https://learn.microsoft.com/graph/api/message-move). A bad
+//     inferenceClassification answers 400 RequestBodyRead "Requested value
+//     '…' was not found.".
+//   - Extended-property ids in none of the three documented forms are
+//     returned as given; Message.ExtendedProperties keys them as the client
+//     spelled them.
+//   - MIME content: headers are read leniently (an mbox From line
+//     skipped, stray lines dropped); no Content-Type means text/plain; a
+//     missing closing boundary ends the part at the end of the message;
+//     nesting deeper than 32 levels is read as nothing; base64 is decoded
+//     leniently; only UTF-8, ISO-8859-1 and windows-1252 are converted
+//     (other bytes become U+FFFD); text/enriched and text/calendar become
+//     attachments; unnamed attachments are ATT00001… (.txt, .htm, .bin);
+//     an inline part must be referenced from the HTML body; only mfRead,
+//     mfUnsent and mfHasAttach of PidTagMessageFlags are computed;
+//     bodyPreview reads HTML as text (head, style, script and comments
+//     dropped, entities decoded) and keeps 255 code points; the size
+//     counted against the message limit is body plus attachments.
 package exchangetest

@@ -48,6 +48,8 @@ func messageFields(m *message) fields {
 			return m.isDraft, true
 		case "importance":
 			return m.importance, true
+		case "inferenceclassification":
+			return m.inference, true
 		case "parentfolderid":
 			return m.folderID, true
 		case "hasattachments":

@@ -53,7 +53,7 @@ func (s *Server) createFolder(c *call, mb *mailbox, parent string) reply {
 	}
 	f := s.addFolder(mb, "", *req.DisplayName, parent)
 	f.hidden = req.IsHidden
-	return jsonReply(http.StatusCreated, folderJSON(mb, f))
+	return s.entityReply(c, http.StatusCreated, folderJSON(mb, f))
 }
 
 // permanentDeleteFolder answers POST .../mailFolders/{id}/permanentDelete

@@ -24,6 +24,7 @@ type messageInput struct {
 	Flag                          *flagInput        `json:"flag"`
 	Categories                    *[]string         `json:"categories"`
 	Importance                    *string           `json:"importance"`
+	InferenceClassification       *string           `json:"inferenceClassification"`
 	SingleValueExtendedProperties []extPropJSON     `json:"singleValueExtendedProperties"`
 }
 
@@ -60,7 +61,7 @@ func (s *Server) importMIME(c *call, mb *mailbox, f *folder, draft bool) reply {
 	applyMIMEHeader(m, h)
 	s.applyMIMEContent(m, raw)
 	mb.add(m)
-	return jsonReply(http.StatusCreated, messageJSON(m, c.selected(), nil))
+	return s.entityReply(c, http.StatusCreated, messageJSON(m, c.selected(), nil))
 }
 
 // listMessages lists the messages of a folder (or of the whole mailbox
@@ -104,7 +105,7 @@ func (s *Server) getMessage(c *call, m *message) reply {
 		return *r
 	}
 	out := applySelect(messageJSON(m, c.selected(), expand.of(m)), c.selected())
-	return jsonReply(http.StatusOK, out)
+	return s.entityReply(c, http.StatusOK, out)
 }
 
 // messageValue answers GET .../messages/{id}/$value with the MIME content
@@ -123,10 +124,11 @@ func messageValue(m *message) reply {
 // (https://learn.microsoft.com/graph/api/user-post-messages): text/plain
 // is base64 MIME and always makes a draft; application/json makes a
 // message from subject, body (contentType text or html), from, sender,
-// toRecipients, ccRecipients, bccRecipients, replyTo, importance, isRead,
-// flag, categories, internetMessageId, internetMessageHeaders (custom
-// "x-" headers only, see checkHeaders), attachments (fileAttachments,
-// see newAttachment) and singleValueExtendedProperties
+// toRecipients, ccRecipients, bccRecipients, replyTo, importance,
+// inferenceClassification, isRead, flag, categories, internetMessageId,
+// internetMessageHeaders (custom "x-" headers only, see checkHeaders),
+// attachments (fileAttachments, see newAttachment) and
+// singleValueExtendedProperties
 // (https://learn.microsoft.com/graph/api/resources/message). Any other
 // Content-Type answers 415 UnsupportedMediaType (the page names those
 // two; code and message are the emulator's own).
@@ -185,13 +187,14 @@ func (s *Server) createMessage(c *call, mb *mailbox, f *folder) reply {
 		}
 	}
 	mb.add(m)
-	return jsonReply(http.StatusCreated, messageJSON(m, c.selected(), nil))
+	return s.entityReply(c, http.StatusCreated, messageJSON(m, c.selected(), nil))
 }
 
 // applyCommon applies the properties that both create and update accept
 // (https://learn.microsoft.com/graph/api/message-update): isRead, flag
-// (status and dates, see applyFlag), categories, importance (see
-// checkEnum for the values refused).
+// (status and dates, see applyFlag), categories, importance and
+// inferenceClassification (focused or other; see checkEnum for the
+// values refused).
 func applyCommon(c *call, m *message, in *messageInput) *reply {
 	if in.IsRead != nil {
 		m.isRead = *in.IsRead
@@ -211,6 +214,13 @@ func applyCommon(c *call, m *message, in *messageInput) *reply {
 		}
 		m.importance = v
 	}
+	if in.InferenceClassification != nil {
+		v, r := checkEnum(c, *in.InferenceClassification, inferenceClassifications)
+		if r != nil {
+			return r
+		}
+		m.inference = v
+	}
 	return nil
 }
 
@@ -221,7 +231,8 @@ func applyCommon(c *call, m *message, in *messageInput) *reply {
 //   - If-Match: a stale ETag answers 412 ErrorIrresolvableConflict (see
 //     checkIfMatch).
 //   - isRead, flag (see applyFlag), categories, importance,
-//     toRecipients, ccRecipients and bccRecipients on any message.
+//     inferenceClassification, toRecipients, ccRecipients and
+//     bccRecipients on any message.
 //   - subject, body, from, sender, replyTo and internetMessageId on
 //     drafts; on other messages subject and body are ignored and the
 //     others refused (see draftOnlyMessageProps).
@@ -271,7 +282,7 @@ func (s *Server) patchMessage(c *call, m *message) reply {
 	}
 	cp.touch()
 	*m = cp
-	return jsonReply(http.StatusOK, messageJSON(m, c.selected(), nil))
+	return s.entityReply(c, http.StatusOK, messageJSON(m, c.selected(), nil))
 }
 
 // deleteMessage answers DELETE .../messages/{id}

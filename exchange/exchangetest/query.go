@@ -254,7 +254,8 @@ func collectionType(segs []string) *edmType {
 
 // page applies $orderby/$top/$skip/$select/$count to a collection and
 // adds @odata.nextLink when more items remain
-// (https://learn.microsoft.com/graph/paging).
+// (https://learn.microsoft.com/graph/paging), and the collection's
+// @odata.context (see contextURL).
 func (s *Server) page(c *call, items []map[string]any) reply {
 	typ := collectionType(c.segs)
 	top, qe := topOption(c.query, typ)
@@ -287,7 +288,7 @@ func (s *Server) page(c *call, items []map[string]any) reply {
 	for _, it := range pageItems {
 		value = append(value, applySelect(it, sel))
 	}
-	out := map[string]any{"value": value}
+	out := map[string]any{"@odata.context": s.contextURL(c), "value": value}
 	if count {
 		out["@odata.count"] = total
 	}
@@ -848,7 +849,7 @@ var schema = func() (s struct{ message, mailFolder, attachment, extProp *edmType
 			"contentBytes", "contentId", "contentLocation")
 
 	s.message = newType("message",
-		"id", "subject", "internetMessageId", "isRead", "isDraft", "importance", "parentFolderId",
+		"id", "subject", "internetMessageId", "isRead", "isDraft", "importance", "inferenceClassification", "parentFolderId",
 		"hasAttachments", "receivedDateTime", "sentDateTime", "createdDateTime", "lastModifiedDateTime",
 		"flag/flagStatus", "categories", "singleValueExtendedProperties",
 		"singleValueExtendedProperties/id", "singleValueExtendedProperties/value").

@@ -23,26 +23,27 @@ func messageJSON(m *message, sel []string, props []extProp) map[string]any {
 		cats = []string{}
 	}
 	out := map[string]any{
-		"@odata.type":          "#microsoft.graph.message",
-		"@odata.etag":          m.etag(),
-		"id":                   m.id,
-		"changeKey":            m.changeKey(),
-		"createdDateTime":      graphTime(m.created),
-		"lastModifiedDateTime": graphTime(m.mod),
-		"receivedDateTime":     graphTime(m.received),
-		"sentDateTime":         graphTime(m.sent),
-		"internetMessageId":    m.internetMessageID,
-		"subject":              m.subject,
-		"importance":           m.importance,
-		"parentFolderId":       m.folderID,
-		"isRead":               m.isRead,
-		"isDraft":              m.isDraft,
-		"flag":                 m.flagJSON(),
-		"categories":           cats,
-		"toRecipients":         orEmpty(m.to),
-		"ccRecipients":         orEmpty(m.cc),
-		"bccRecipients":        orEmpty(m.bcc),
-		"replyTo":              orEmpty(m.replyTo),
+		"@odata.type":             "#microsoft.graph.message",
+		"@odata.etag":             m.etag(),
+		"id":                      m.id,
+		"changeKey":               m.changeKey(),
+		"createdDateTime":         graphTime(m.created),
+		"lastModifiedDateTime":    graphTime(m.mod),
+		"receivedDateTime":        graphTime(m.received),
+		"sentDateTime":            graphTime(m.sent),
+		"internetMessageId":       m.internetMessageID,
+		"subject":                 m.subject,
+		"importance":              m.importance,
+		"inferenceClassification": m.inference,
+		"parentFolderId":          m.folderID,
+		"isRead":                  m.isRead,
+		"isDraft":                 m.isDraft,
+		"flag":                    m.flagJSON(),
+		"categories":              cats,
+		"toRecipients":            orEmpty(m.to),
+		"ccRecipients":            orEmpty(m.cc),
+		"bccRecipients":           orEmpty(m.bcc),
+		"replyTo":                 orEmpty(m.replyTo),
 	}
 	out["hasAttachments"] = m.hasAttachment()
 	if m.from != nil {
@@ -156,7 +157,7 @@ func attachmentJSON(a *attachment) map[string]any {
 // not stored anywhere; hasAttachments counts them.
 func itemJSON(a *attachment) map[string]any {
 	m := &message{
-		flagStatus: "notFlagged", importance: "normal",
+		flagStatus: "notFlagged", importance: "normal", inference: inferenceFocused,
 		created: a.mod, mod: a.mod, received: a.mod, sent: a.mod,
 	}
 	applyMIMEHeader(m, parseMIMEHeader(a.content))

@@ -255,7 +255,9 @@ func (s *Server) serveRoute(c *call, mb *mailbox, rt route) reply {
 			return notFound(c)
 		}
 		if c.method == http.MethodGet {
-			return jsonReply(http.StatusOK, folderJSON(mb, f))
+			// $select as on a message (https://learn.microsoft.com/graph/api/mailfolder-get,
+			// "supports the OData Query Parameters").
+			return s.entityReply(c, http.StatusOK, applySelect(folderJSON(mb, f), c.selected()))
 		}
 	case "permanentDelete":
 		if c.method == http.MethodPost {

@@ -43,7 +43,7 @@ type message struct {
 	from, sender                 any
 	to, cc, bcc, replyTo         any
 	headers                      []internetHeader
-	hasAttachments               bool // of the MIME (multipart/mixed); see hasAttachment
+	inference                    string // inferenceClassification: focused or other
 	lastVerb                     int
 	attachments                  []*attachment
 	// replica and version make the message's changeKey (see changeKey):
@@ -167,15 +167,16 @@ func (mb *mailbox) itemCount(id string) (total, unread int) {
 const messageIDPrefix = "AAMkAGI2"
 
 // newMessage returns a message in f, created, modified, received and sent
-// now, not flagged, of normal importance, and a draft (and read) when
-// draft is set. Its internetMessageId is made up from its id until the
-// caller sets one. It is not in a mailbox until mb.add.
+// now, not flagged, of normal importance, focused (see
+// inferenceFocused), and a draft (and read) when draft is set. Its
+// internetMessageId is made up from its id until the caller sets one. It
+// is not in a mailbox until mb.add.
 func (s *Server) newMessage(f *folder, draft bool) *message {
 	t := now()
 	m := &message{
 		id: s.newID(messageIDPrefix), folderID: f.id,
 		isDraft: draft, isRead: draft, flagStatus: "notFlagged", importance: "normal",
-		created: t, mod: t, received: t, sent: t, version: 1,
+		inference: inferenceFocused, created: t, mod: t, received: t, sent: t, version: 1,
 	}
 	_, _ = rand.Read(m.replica[:])
 	m.internetMessageID = "<" + strings.TrimPrefix(m.id, messageIDPrefix) + "@exchangetest.invalid>"
@@ -203,12 +204,10 @@ func (m *message) size() int64 {
 	return n
 }
 
-// hasAttachment is the message's hasAttachments: "This property doesn't
-// include inline attachments" (https://learn.microsoft.com/graph/api/resources/message#properties).
+// hasAttachment is the message's hasAttachments, which its attachments
+// decide: "This property doesn't include inline attachments"
+// (https://learn.microsoft.com/graph/api/resources/message#properties).
 func (m *message) hasAttachment() bool {
-	if m.hasAttachments {
-		return true
-	}
 	return slices.ContainsFunc(m.attachments, func(a *attachment) bool { return !a.isInline })
 }
 

@@ -93,13 +93,27 @@ func checkHeaders(c *call, hs []internetHeader) *reply {
 
 // The values of the enumerations a message takes: flag.flagStatus
 // (https://learn.microsoft.com/graph/api/resources/followupflag),
-// importance (https://learn.microsoft.com/graph/api/resources/message)
-// and body.contentType (https://learn.microsoft.com/graph/api/resources/itembody).
+// importance (https://learn.microsoft.com/graph/api/resources/message),
+// inferenceClassification ("focused or other",
+// https://learn.microsoft.com/graph/api/resources/message and
+// https://learn.microsoft.com/graph/api/message-update) and
+// body.contentType (https://learn.microsoft.com/graph/api/resources/itembody).
 var (
-	flagStatuses     = []string{"notFlagged", "flagged", "complete"}
-	importances      = []string{"low", "normal", "high"}
-	bodyContentTypes = []string{"text", "html"}
+	flagStatuses             = []string{"notFlagged", "flagged", "complete"}
+	importances              = []string{"low", "normal", "high"}
+	inferenceClassifications = []string{inferenceFocused, "other"}
+	bodyContentTypes         = []string{"text", "html"}
 )
+
+// inferenceFocused is the inferenceClassification of a message that no
+// request has classified. Microsoft's example answers show a new draft
+// as "focused" (https://learn.microsoft.com/graph/api/user-post-messages?view=graph-rest-beta,
+// example 1), and delivered and moved messages too
+// (https://learn.microsoft.com/graph/api/message-move); no page says how
+// Exchange Online classifies an import, and the emulator classifies every
+// message "focused" until a create or PATCH says otherwise (its own rule
+// for imports).
+const inferenceFocused = "focused"
 
 // checkEnum matches v with an enumeration's values case-insensitively
 // and returns the value's canonical spelling. Another value answers 400
