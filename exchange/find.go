@@ -23,6 +23,7 @@ const listPageSize = 1000
 
 var (
 	_ migrate.WatermarkLister = (*Mailbox)(nil)
+	_ migrate.ItemLister      = (*Mailbox)(nil)
 )
 
 // FindWatermark implements migrate.WatermarkFinder: it returns the id of
@@ -147,6 +148,68 @@ func (mb *Mailbox) ListWatermarks(ctx context.Context, folderID string, fn func(
 	return nil
 }
 
+// ListItems implements migrate.ItemLister: it calls fn with every
+// message of folderID, its watermark (WatermarkProperty) and its
+// internetMessageId, in one paged listing of the folder,
+// GET /users/{id}/mailFolders/{id}/messages?$select=id,internetMessageId&$expand=singleValueExtendedProperties($filter=id eq '<WatermarkProperty>')&$top=1000
+// (as ListWatermarks, with the Message-ID). When some messages carry no
+// watermark, a second listing, with PendingProperty expanded, leaves out
+// the partial copies that an interrupted Put left (see FindMessageID). So
+// it costs about one request per 1,000 messages of the folder, twice that
+// when some carry no watermark. A watermark that does not parse counts as
+// none. It holds only the messages without a watermark in memory.
+//
+// Needs the Mail.ReadWrite permission (Mail.Read suffices).
+func (mb *Mailbox) ListItems(ctx context.Context, folderID string, fn func(migrate.ListedItem) error) error {
+	ctx = mb.scoped(ctx)
+	op := fmt.Sprintf("list the messages of folder %s", folderID)
+	// Stamped messages go to fn as they come; those without a watermark
+	// wait for the listing of partial copies.
+	var unstamped []migrate.ListedItem
+	var fnErr error
+	err := mb.listMessages(ctx, folderID, "", WatermarkProperty, listPageSize, []string{"internetMessageId"},
+		func(m models.Messageable, w *migrate.SourceID) error {
+			it := migrate.ListedItem{ItemID: *m.GetId()}
+			if m.GetInternetMessageId() != nil {
+				it.MessageID = *m.GetInternetMessageId()
+			}
+			if w == nil {
+				unstamped = append(unstamped, it)
+				return nil
+			}
+			it.Watermark = *w
+			fnErr = fn(it)
+			return fnErr
+		})
+	switch {
+	case fnErr != nil:
+		return fnErr
+	case err != nil:
+		return classify(op, err)
+	case len(unstamped) == 0:
+		return nil
+	}
+	pending := map[string]bool{}
+	err = mb.listExpanded(ctx, folderID, "", PendingProperty, listPageSize, func(id string, p *migrate.SourceID) error {
+		if p != nil {
+			pending[id] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return classify(op, err)
+	}
+	for _, it := range unstamped {
+		if pending[it.ItemID] {
+			continue
+		}
+		if err := fn(it); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // listExpanded calls fn with the id of every message of folderID that
 // matches filter ("": all of them), top per page, following
 // @odata.nextLink (https://learn.microsoft.com/graph/paging), and the
@@ -156,9 +219,18 @@ func (mb *Mailbox) ListWatermarks(ctx context.Context, folderID string, fn func(
 // the SDK's, unclassified.
 func (mb *Mailbox) listExpanded(ctx context.Context, folderID, filter, prop string, top int32,
 	fn func(id string, stamp *migrate.SourceID) error) error {
+	return mb.listMessages(ctx, folderID, filter, prop, top, nil, func(m models.Messageable, stamp *migrate.SourceID) error {
+		return fn(*m.GetId(), stamp)
+	})
+}
+
+// listMessages is listExpanded with more properties selected (besides
+// the id) and the message itself handed to fn.
+func (mb *Mailbox) listMessages(ctx context.Context, folderID, filter, prop string, top int32, selectMore []string,
+	fn func(m models.Messageable, stamp *migrate.SourceID) error) error {
 	msgs := mb.c.graph.Users().ByUserId(mb.user).MailFolders().ByMailFolderId(folderID).Messages()
 	q := &users.ItemMailFoldersItemMessagesRequestBuilderGetQueryParameters{
-		Select: []string{"id"},
+		Select: append([]string{"id"}, selectMore...),
 		Expand: []string{"singleValueExtendedProperties($filter=id eq " + quote(prop) + ")"},
 		Top:    &top,
 	}
@@ -177,7 +249,7 @@ func (mb *Mailbox) listExpanded(ctx context.Context, folderID, filter, prop stri
 			if m == nil || m.GetId() == nil || *m.GetId() == "" {
 				continue
 			}
-			if err := fn(*m.GetId(), stampOf(m)); err != nil {
+			if err := fn(m, stampOf(m)); err != nil {
 				return err
 			}
 		}

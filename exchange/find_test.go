@@ -156,6 +156,53 @@ func TestListWatermarks(t *testing.T) {
 	}
 }
 
+// TestListItems: one listing reports every stamped message with its
+// SourceID and every message without a watermark with its Message-ID,
+// and not a partial copy or a message of another folder; two requests
+// when some messages carry no watermark (the second finds the partial
+// copies), one when none does. An error of fn comes back unchanged.
+func TestListItems(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := t.Context()
+	folder := e.folder(t, "Merged", migrate.RoleNone)
+	list := func() (map[string]migrate.ListedItem, int) {
+		t.Helper()
+		got := map[string]migrate.ListedItem{}
+		before := e.srv.Stats().Requests
+		err := e.mb.ListItems(ctx, folder, func(it migrate.ListedItem) error {
+			if _, dup := got[it.ItemID]; dup {
+				t.Errorf("%s reported twice", it.ItemID)
+			}
+			got[it.ItemID] = it
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got, e.srv.Stats().Requests - before
+	}
+	m := message("A", 1, sampleMIME("<stamped@example.org>", "stamped"))
+	stamped := e.put(t, folder, m)
+	e.put(t, e.wellKnown(t, "inbox"), message("A", 99, sampleMIME("<elsewhere@example.org>", "elsewhere")))
+	got, reqs := list()
+	want := map[string]migrate.ListedItem{stamped: {ItemID: stamped, Watermark: m.ID, MessageID: "<stamped@example.org>"}}
+	if !maps.Equal(got, want) || reqs != 1 {
+		t.Errorf("all stamped: %v in %d requests; want %v in 1", got, reqs, want)
+	}
+
+	unstamped := e.createRaw(t, folder, "<unstamped@example.org>", nil)
+	e.createRaw(t, folder, "<partial@example.org>", map[string]string{PendingProperty: "42/77/A"})
+	got, reqs = list()
+	want[unstamped] = migrate.ListedItem{ItemID: unstamped, MessageID: "<unstamped@example.org>"}
+	if !maps.Equal(got, want) || reqs != 2 {
+		t.Errorf("some unstamped: %v in %d requests; want %v in 2 (not the partial copy)", got, reqs, want)
+	}
+	stop := errors.New("stop")
+	if err := e.mb.ListItems(ctx, folder, func(migrate.ListedItem) error { return stop }); err != stop {
+		t.Errorf("ListItems with fn failing: %v, want fn's error unchanged", err)
+	}
+}
+
 // TestListWatermarksCost measures ListWatermarks on a folder of 1,000
 // stamped messages, then 1,005: one request per page of 1,000.
 func TestListWatermarksCost(t *testing.T) {

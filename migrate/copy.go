@@ -44,7 +44,7 @@ func (m *mailboxRun) copyFolder(ctx context.Context, f Folder, t Target, fr *Fol
 	if err := fc.list(ctx); err != nil {
 		return err
 	}
-	fc.onTarget = nil // what the source no longer lists stays on the sink, unrecorded
+	fc.onTarget, fc.unstamped = nil, nil // what the source no longer lists stays on the sink, unrecorded
 	m.emit(Event{Kind: EventFolderStarted, Folder: f.Name, Target: t.Key(), Count: len(fc.toCopy)})
 	if err := fc.copyAll(ctx); err != nil {
 		return err
@@ -80,7 +80,12 @@ type folderCopy struct {
 	// WatermarkLister found stamped with a UID of the folder's current
 	// UIDVALIDITY (UID to item id); adopted, those the listing met.
 	onTarget map[uint32]string
-	adopted  []adoption
+	// unstamped holds, until the listing is done, the items that an
+	// ItemLister found without a watermark, by Message-ID; a listed
+	// message that no watermark accounts for adopts the first of its
+	// Message-ID.
+	unstamped map[string][]string
+	adopted   []adoption
 	// repairedItems are the items repairs of this pass adopted (item id
 	// to UID), which no other UID may adopt.
 	repairedItems map[string]uint32
@@ -101,10 +106,13 @@ func (fc *folderCopy) reset() {
 	fc.pending, fc.begun = map[uint32]int64{}, map[uint32]MessageInfo{}
 }
 
-// adoption is a message found on the target by its watermark, to record.
+// adoption is a message found on the target, to record: by its
+// watermark, or by its Message-ID on an item without one, which is
+// stamped first (unstamped).
 type adoption struct {
-	info   MessageInfo
-	itemID string
+	info      MessageInfo
+	itemID    string
+	unstamped bool
 }
 
 // readFailure is a delivery whose body could not be read to its end.
@@ -113,18 +121,18 @@ type readFailure struct {
 	err  error
 }
 
-// inventory asks a WatermarkLister sink which items of the target folder
-// are stamped with a UID of this folder under its current UIDVALIDITY;
+// inventory asks an ItemLister or WatermarkLister sink which items of
+// the target folder are stamped with a UID of this folder under its
+// current UIDVALIDITY, and an ItemLister also which carry no watermark;
 // consider adopts those the source still lists. Items stamped under
 // another UIDVALIDITY alone stop the folder, as records of them in the
 // State would: their UIDs name other messages now.
 func (fc *folderCopy) inventory(ctx context.Context) error {
-	wl, ok := fc.job.Sink.(WatermarkLister)
-	if !ok || fc.folder.UIDValidity == 0 {
+	if fc.folder.UIDValidity == 0 {
 		return nil
 	}
 	var stale uint32
-	err := wl.ListWatermarks(ctx, fc.folderID, func(id SourceID, itemID string) error {
+	stamped := func(id SourceID, itemID string) {
 		switch {
 		case id.Folder != fc.folder.Name || itemID == "":
 		case id.UIDValidity != fc.folder.UIDValidity:
@@ -134,8 +142,30 @@ func (fc *folderCopy) inventory(ctx context.Context) error {
 				fc.onTarget[id.UID] = itemID
 			}
 		}
+	}
+	var err error
+	switch l := fc.job.Sink.(type) {
+	case ItemLister:
+		err = l.ListItems(ctx, fc.folderID, func(it ListedItem) error {
+			switch {
+			case it.Watermark != SourceID{}:
+				stamped(it.Watermark, it.ItemID)
+			case it.MessageID != "" && it.ItemID != "":
+				if fc.unstamped == nil {
+					fc.unstamped = map[string][]string{}
+				}
+				fc.unstamped[it.MessageID] = append(fc.unstamped[it.MessageID], it.ItemID)
+			}
+			return nil
+		})
+	case WatermarkLister:
+		err = l.ListWatermarks(ctx, fc.folderID, func(id SourceID, itemID string) error {
+			stamped(id, itemID)
+			return nil
+		})
+	default:
 		return nil
-	})
+	}
 	if err != nil {
 		return fmt.Errorf("migrate: list the items of %q: %w", fc.target.Key(), err)
 	}
@@ -158,7 +188,7 @@ func (fc *folderCopy) list(ctx context.Context) error {
 	f, st := fc.folder, fc.st
 	// Items found on the target need the source's metadata (its flags, to
 	// carry them): the folder is listed in full.
-	found := len(fc.onTarget) > 0
+	found := len(fc.onTarget) > 0 || len(fc.unstamped) > 0
 	if ul, ok := fc.job.Source.(UIDLister); ok && len(st.Records) == 0 && fc.opts.Filter.isZero() && !found {
 		uids, err := ul.UIDs(ctx, f)
 		if err != nil {
@@ -227,6 +257,14 @@ func (fc *folderCopy) consider(info MessageInfo) error {
 	if itemID, ok := fc.onTarget[info.UID]; ok && !known {
 		// On the target already, though the State does not say so.
 		fc.adopted = append(fc.adopted, adoption{info: info, itemID: itemID})
+		fc.seen(info)
+		return nil
+	}
+	if items := fc.unstamped[info.MessageID]; len(items) > 0 && !known && info.MessageID != "" {
+		// On the target without a watermark: a Put that did not live to
+		// stamp it, or a copy made by other means.
+		fc.unstamped[info.MessageID] = items[1:]
+		fc.adopted = append(fc.adopted, adoption{info: info, itemID: items[0], unstamped: true})
 		fc.seen(info)
 		return nil
 	}
@@ -337,6 +375,20 @@ func (fc *folderCopy) copyAll(ctx context.Context) error {
 	// Found on the target: recorded without flags, which the flag pass
 	// then sets from the source's, once.
 	for _, a := range fc.adopted {
+		if a.unstamped {
+			// Begun first: should the stamp fail, the next run repairs
+			// it (by Message-ID) instead of copying it.
+			if err := fc.opts.State.Begin(ctx, fc.job.Mailbox, fc.id(a.info.UID)); err != nil {
+				return fmt.Errorf("migrate: state: %w", err)
+			}
+			ok, err := fc.stamp(ctx, a.info, a.itemID)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue // reported; the next run finds it again
+			}
+		}
 		if err := fc.opts.State.Commit(ctx, fc.job.Mailbox, fc.id(a.info.UID), a.itemID, nil); err != nil {
 			return fmt.Errorf("migrate: state: %w", err)
 		}

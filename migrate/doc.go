@@ -67,6 +67,12 @@
 //     [FolderReport].FoundOnTarget, its flags set from the source once,
 //     not copied again. Without it, such a run copies every message
 //     again.
+//   - [ItemLister] (Sink): preferred to a WatermarkLister, in the same
+//     one pass, it also lists the items without a watermark with their
+//     Message-ID; a listed message that no watermark accounts for adopts
+//     (and stamps) such an item with its Message-ID: one a Put stored and
+//     did not live to stamp before the State was lost, or a copy made by
+//     other means. Without it, those are copied again.
 //
 // Backends report events of their own ([EventThrottled],
 // [EventReconnected]) with [Notify] on the context the Engine passed to the

@@ -1,6 +1,7 @@
 package migrate_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -61,6 +62,38 @@ func TestEngineRebuildsStateFromTarget(t *testing.T) {
 	rep = eng.Run(ctx, c.job)
 	if tot := rep.Totals(); tot.AlreadyCopied != c.fx.Count() || tot.FoundOnTarget != 0 || tot.FlagsUpdated != 0 || tot.Copied != 0 {
 		t.Errorf("run after: %+v", tot)
+	}
+}
+
+// watermarksOnly is a Sink that can list its watermarks but is no
+// ItemLister: the Engine's other way to rebuild the State.
+type watermarksOnly struct{ s *migratetest.Sink }
+
+func (w watermarksOnly) EnsureFolder(ctx context.Context, parent, name string, role migrate.Role) (string, error) {
+	return w.s.EnsureFolder(ctx, parent, name, role)
+}
+func (w watermarksOnly) Put(ctx context.Context, folderID string, m *migrate.Message) (string, error) {
+	return w.s.Put(ctx, folderID, m)
+}
+func (w watermarksOnly) ListWatermarks(ctx context.Context, folderID string, fn func(migrate.SourceID, string) error) error {
+	return w.s.ListWatermarks(ctx, folderID, fn)
+}
+
+// A sink that is a WatermarkLister and no ItemLister rebuilds the State
+// all the same: a rerun without State copies nothing.
+func TestEngineRebuildsStateFromWatermarksAlone(t *testing.T) {
+	fx := migratetest.Sample()
+	sink := migratetest.NewSink()
+	job := migrate.Job{Mailbox: "alice", Source: migratetest.NewSource(fx), Sink: watermarksOnly{sink}}
+	if rep := migrate.NewEngine(nil).Run(t.Context(), job); rep.Lost() {
+		t.Fatalf("first run: %+v", rep.Totals())
+	}
+	rep := migrate.NewEngine(nil).Run(t.Context(), job)
+	if tot := rep.Totals(); rep.Lost() || tot.Copied != 0 || tot.FoundOnTarget != fx.Count() {
+		t.Errorf("rerun without state: %+v; want everything found on the target", tot)
+	}
+	if len(sink.Items()) != fx.Count() {
+		t.Errorf("%d items on the sink, want %d", len(sink.Items()), fx.Count())
 	}
 }
 
@@ -284,6 +317,92 @@ func TestEngineStampsItemsItRepairs(t *testing.T) {
 			checkCopied(t, fx, sink)
 		})
 	}
+}
+
+// A run whose State is lost after a crash that left items stored but not
+// stamped (killed between a Put's store and its stamp) adopts them by
+// their Message-ID and stamps them: nothing is copied twice. So does a
+// first run into a folder that already holds a message by other means.
+// A stamp refused leaves the message begun, and the next run repairs it.
+func TestEngineAdoptsUnstampedItemsWithoutState(t *testing.T) {
+	t.Run("state lost after a crash", func(t *testing.T) {
+		fx := migratetest.Sample()
+		n := fx.Count()
+		sink := migratetest.NewSink()
+		sink.Unstamped = func(*migrate.Message) bool { return true }
+		job := migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: sink}
+		crash := migrate.NewEngine(&migrate.Options{State: migratetest.KillCommit(migrate.NewMemoryState(), func(migrate.SourceID) bool { return true })})
+		if rep := crash.Run(t.Context(), job); !rep.Lost() {
+			t.Fatalf("the crash did not show: %+v", rep.Totals())
+		}
+		stored := len(sink.Items())
+		if stored == 0 {
+			t.Fatal("the crashed run stored nothing")
+		}
+		sink.Unstamped = nil
+
+		rep := migrate.NewEngine(nil).Run(t.Context(), job) // the State is lost
+		if tot := rep.Totals(); rep.Lost() || tot.FoundOnTarget != stored || tot.Copied != n-stored {
+			t.Fatalf("run without state: %s %+v; want %d found on target, %d copied", rep.Mailboxes[0].Status, tot, stored, n-stored)
+		}
+		if len(sink.Items()) != n {
+			t.Errorf("%d items on the sink, want %d: a message was copied twice", len(sink.Items()), n)
+		}
+		for _, it := range sink.Items() {
+			if it.Watermark == "" {
+				t.Errorf("item %s left without a watermark", it.ID)
+			}
+		}
+		checkCopied(t, fx, sink)
+	})
+	t.Run("a copy made by other means", func(t *testing.T) {
+		fx := migratetest.Sample()
+		sink := migratetest.NewSink()
+		inbox, err := sink.EnsureFolder(t.Context(), "", "Inbox", migrate.RoleInbox)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := fx.Folders[0].Messages[3]
+		sink.Unstamped = func(*migrate.Message) bool { return true }
+		other, err := sink.Put(t.Context(), inbox, &migrate.Message{Body: bytes.NewReader(m.Raw), MessageInfo: migrate.MessageInfo{
+			MessageID: m.MessageID(), InternalDate: m.InternalDate, Flags: []migrate.Flag{migrate.FlagFlagged}}}) // flags the source does not have
+		if err != nil {
+			t.Fatal(err)
+		}
+		sink.Unstamped = nil
+		rep := migrate.NewEngine(nil).Run(t.Context(), migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: sink})
+		if tot := rep.Totals(); rep.Lost() || tot.FoundOnTarget != 1 || tot.Copied != fx.Count()-1 {
+			t.Fatalf("first run: %+v; want the copy made by other means adopted", tot)
+		}
+		it := itemOf(t, sink, m.MessageID())
+		if it.ID != other || it.Watermark == "" || !migrate.SameFlags(it.Flags, m.Flags) {
+			t.Errorf("the adopted item: %+v; want %s stamped, with the source's flags %v", it, other, m.Flags)
+		}
+		checkCopied(t, fx, sink)
+	})
+	t.Run("stamp refused", func(t *testing.T) {
+		fx := migratetest.Sample()
+		n := fx.Count()
+		sink := migratetest.NewSink()
+		sink.Unstamped = func(*migrate.Message) bool { return true }
+		job := migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: sink}
+		crash := migrate.NewEngine(&migrate.Options{State: migratetest.KillCommit(migrate.NewMemoryState(), func(migrate.SourceID) bool { return true })})
+		crash.Run(t.Context(), job)
+		stored := len(sink.Items())
+		sink.Unstamped = nil
+		sink.StampErr = func(string, migrate.SourceID) error { return migrate.ItemError(errors.New("stamp refused")) }
+		st := migrate.NewMemoryState() // the State is lost
+		rep := migrate.NewEngine(&migrate.Options{State: st}).Run(t.Context(), job)
+		if tot := rep.Totals(); tot.Failed != stored || tot.Copied != n-stored || len(sink.Items()) != n {
+			t.Fatalf("run with stamps refused: %+v, %d items; want %d failed, none copied twice", tot, len(sink.Items()), stored)
+		}
+		sink.StampErr = nil
+		rep = migrate.NewEngine(&migrate.Options{State: st}).Run(t.Context(), job)
+		if tot := rep.Totals(); rep.Lost() || tot.Repaired != stored || tot.Copied != 0 || len(sink.Items()) != n {
+			t.Fatalf("next run: %+v, %d items; want %d repaired, nothing copied", tot, len(sink.Items()), stored)
+		}
+		checkCopied(t, fx, sink)
+	})
 }
 
 // checkOneCopyEach checks that the sink holds exactly one item stamped

@@ -111,6 +111,39 @@ type WatermarkLister interface {
 	ListWatermarks(ctx context.Context, folderID string, fn func(id SourceID, itemID string) error) error
 }
 
+// An ItemLister is a Sink that can list, in one pass over a folder, every
+// complete item it holds: with its watermark, or, when it carries none,
+// with its Message-ID. The Engine prefers it to a WatermarkLister (it
+// does all a WatermarkLister does, in the same pass) and also adopts, for
+// a listed source message that no watermark accounts for, an item without
+// a watermark that has the message's Message-ID: one item per message, in
+// listing order. It stamps the item (WatermarkStamper), records it and
+// counts it in FolderReport.FoundOnTarget. These are items a Put stored
+// but did not live to stamp (a run killed between the two, whose State
+// was then lost), or copies of the same mail made by other means (another
+// migration tool, mail delivered to both systems), which a migration must
+// not duplicate either. Should the stamp fail, the message stays begun in
+// the State and the next run repairs it. Without an ItemLister, a run
+// without State copies such messages again.
+type ItemLister interface {
+	// ListItems calls fn with every complete item of folderID, in any
+	// order. Items not complete (see MessageIDFinder) are left out. If fn
+	// returns an error, ListItems stops and returns it.
+	ListItems(ctx context.Context, folderID string, fn func(ListedItem) error) error
+}
+
+// ListedItem is an item that an ItemLister listed.
+type ListedItem struct {
+	// ItemID is the item's id in the sink.
+	ItemID string
+	// Watermark is the SourceID the item is stamped with, or the zero
+	// SourceID when it carries none.
+	Watermark SourceID
+	// MessageID is the item's Message-ID, "" when it has none; it matters
+	// only for items without a watermark.
+	MessageID string
+}
+
 // FlagChange is one item's new flags, for BatchFlagSetter.
 type FlagChange struct {
 	ItemID string

@@ -756,6 +756,43 @@ func TestFaultsKillBeforeWatermark(t *testing.T) {
 	tg.checkExactlyOnce(t)
 }
 
+// TestFaultsKillBeforeWatermarkThenStateLost kills the command between an
+// importMime and its PATCH, as TestFaultsKillBeforeWatermark does, then
+// deletes the state at once, before any run could repair the unstamped
+// item: the next run, without state, finds it by its Message-ID in the
+// listing of the target folder (exchange.Mailbox.ListItems), stamps it
+// and copies nothing twice.
+func TestFaultsKillBeforeWatermarkThenStateLost(t *testing.T) {
+	t.Parallel()
+	b := newFaultBatch(t, 1, 4)
+	tg := b.newTarget(t, nil)
+	args := append(tg.args(), "-received-dates", "import")
+	c := startTool(t, args)
+	tg.front.arm(killPoint("patch"), 1, false, c.kill)
+	c.wait(t)
+	if !tg.front.disarm() {
+		t.Fatalf("the run ended before its first PATCH\n%s", c.output())
+	}
+	all, complete := tg.items()
+	t.Logf("killed: %d items, %d with a watermark", all, complete)
+	if err := os.Remove(tg.statePath()); err != nil {
+		t.Fatal(err)
+	}
+	code, c := runTool(t, args)
+	if code != 0 {
+		t.Errorf("run without state: exit %d\n%s", code, c.output())
+	}
+	tot := checkComplete(t, tg.report(t))
+	t.Logf("run without state: %d copied, %d found on target", tot.Copied, tot.FoundOnTarget)
+	if tot.FoundOnTarget != all {
+		t.Errorf("run without state: %d found on target, want the %d items the killed run left", tot.FoundOnTarget, all)
+	}
+	tg.checkExactlyOnce(t)
+	if n := tg.checkStamped(t, t.Errorf); n > 0 {
+		t.Errorf("%d items carry no watermark", n)
+	}
+}
+
 // TestFaultsStateDeleted deletes the state file between runs:
 //
 //   - after a complete run: the next run copies nothing, and adopts every

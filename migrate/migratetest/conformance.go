@@ -982,39 +982,61 @@ func kindOf(err error) string {
 }
 
 // checkListWatermarks checks that ListWatermarks reports, for each
-// folder, exactly the items put there, each with its SourceID.
+// folder, exactly the items put there, each with its SourceID, and, when
+// the sink is an ItemLister too, that ListItems reports them alike.
 func checkListWatermarks(ctx context.Context, t testing.TB, l migrate.WatermarkLister, want map[string]map[migrate.SourceID]string) {
+	t.Helper()
+	checkListed(ctx, t, "ListWatermarks", l.ListWatermarks, want)
+	if il, ok := l.(migrate.ItemLister); ok {
+		// The stamped items that ListItems reports must be the same.
+		checkListed(ctx, t, "ListItems", func(ctx context.Context, folderID string, fn func(migrate.SourceID, string) error) error {
+			return il.ListItems(ctx, folderID, func(it migrate.ListedItem) error {
+				if it.Watermark == (migrate.SourceID{}) {
+					return nil
+				}
+				return fn(it.Watermark, it.ItemID)
+			})
+		}, want)
+	}
+}
+
+// listFunc lists the watermarks of a folder, as ListWatermarks does.
+type listFunc func(ctx context.Context, folderID string, fn func(id migrate.SourceID, itemID string) error) error
+
+// checkListed checks list, named name in errors, as checkListWatermarks
+// says.
+func checkListed(ctx context.Context, t testing.TB, name string, list listFunc, want map[string]map[migrate.SourceID]string) {
 	t.Helper()
 	for folderID, items := range want {
 		got := map[migrate.SourceID]string{}
-		err := l.ListWatermarks(ctx, folderID, func(id migrate.SourceID, itemID string) error {
+		err := list(ctx, folderID, func(id migrate.SourceID, itemID string) error {
 			if _, dup := got[id]; dup {
-				t.Errorf("ListWatermarks(%s) reports %v twice", folderID, id)
+				t.Errorf("%s(%s) reports %v twice", name, folderID, id)
 			}
 			got[id] = itemID
 			return nil
 		})
 		if err != nil {
-			t.Errorf("ListWatermarks(%s): %v", folderID, err)
+			t.Errorf("%s(%s): %v", name, folderID, err)
 			continue
 		}
 		for id, itemID := range items {
 			if got[id] != itemID {
-				t.Errorf("ListWatermarks(%s): %v is item %q, want %q", folderID, id, got[id], itemID)
+				t.Errorf("%s(%s): %v is item %q, want %q", name, folderID, id, got[id], itemID)
 			}
 		}
 		for id, itemID := range got {
 			if _, ok := items[id]; !ok {
-				t.Errorf("ListWatermarks(%s) reports %v (item %q), which was not put there", folderID, id, itemID)
+				t.Errorf("%s(%s) reports %v (item %q), which was not put there", name, folderID, id, itemID)
 			}
 		}
 	}
 	stop := errors.New("stop")
 	for folderID, items := range want { // one folder will do
 		calls := 0
-		err := l.ListWatermarks(ctx, folderID, func(migrate.SourceID, string) error { calls++; return stop })
+		err := list(ctx, folderID, func(migrate.SourceID, string) error { calls++; return stop })
 		if len(items) > 0 && (!errors.Is(err, stop) || calls != 1) {
-			t.Errorf("ListWatermarks(%s) with fn failing: %v after %d calls; want fn's error after 1", folderID, err, calls)
+			t.Errorf("%s(%s) with fn failing: %v after %d calls; want fn's error after 1", name, folderID, err, calls)
 		}
 		break
 	}

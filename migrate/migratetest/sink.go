@@ -15,7 +15,8 @@ import (
 )
 
 // Sink is an in-memory migrate.Sink that also implements FlagSetter,
-// WatermarkFinder, WatermarkLister, WatermarkStamper and MessageIDFinder. It stamps every
+// WatermarkFinder, WatermarkLister, ItemLister, WatermarkStamper and
+// MessageIDFinder. It stamps every
 // item with its SourceID (unless Unstamped says otherwise). It is safe
 // for concurrent use.
 type Sink struct {
@@ -58,6 +59,7 @@ var (
 	_ migrate.MessageIDFinder  = (*Sink)(nil)
 	_ migrate.WatermarkLister  = (*Sink)(nil)
 	_ migrate.WatermarkStamper = (*Sink)(nil)
+	_ migrate.ItemLister       = (*Sink)(nil)
 	_ Inspector                = (*Sink)(nil)
 )
 
@@ -141,6 +143,29 @@ func (s *Sink) SetFlags(ctx context.Context, itemID string, flags []migrate.Flag
 		return migrate.ItemError(fmt.Errorf("migratetest: no item %q", itemID))
 	}
 	it.Flags = slices.Clone(flags)
+	return nil
+}
+
+// ListItems implements migrate.ItemLister: every item of the folder,
+// with its watermark, or without one (see Unstamped) with its Message-ID.
+func (s *Sink) ListItems(ctx context.Context, folderID string, fn func(migrate.ListedItem) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var list []migrate.ListedItem
+	s.mu.Lock()
+	for _, itemID := range s.order {
+		if it := s.items[itemID]; it.FolderID == folderID {
+			w, _ := migrate.ParseSourceID(it.Watermark) // the zero SourceID when unstamped
+			list = append(list, migrate.ListedItem{ItemID: it.ID, Watermark: w, MessageID: it.MessageID})
+		}
+	}
+	s.mu.Unlock()
+	for _, it := range list { // fn may call the Sink
+		if err := fn(it); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
