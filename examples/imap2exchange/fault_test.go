@@ -315,14 +315,41 @@ type child struct {
 
 // syncBuffer is a bytes.Buffer safe for a writer and readers at once.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu   sync.Mutex
+	b    bytes.Buffer
+	grew chan struct{} // closed by the next Write, for waitFor
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.grew != nil {
+		close(s.grew)
+		s.grew = nil
+	}
 	return s.b.Write(p)
+}
+
+// waitFor waits until the buffer holds n occurrences of sub, or done is
+// closed; it reports which.
+func (s *syncBuffer) waitFor(sub string, n int, done <-chan struct{}) bool {
+	for {
+		s.mu.Lock()
+		if strings.Count(s.b.String(), sub) >= n {
+			s.mu.Unlock()
+			return true
+		}
+		if s.grew == nil {
+			s.grew = make(chan struct{})
+		}
+		grew := s.grew
+		s.mu.Unlock()
+		select {
+		case <-grew:
+		case <-done:
+			return false
+		}
+	}
 }
 
 func (s *syncBuffer) String() string {

@@ -15,11 +15,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mailferry/mailferry/exchange"
 	"github.com/mailferry/mailferry/exchange/exchangetest"
 	"github.com/mailferry/mailferry/imapsrc/imapsrctest"
 	"github.com/mailferry/mailferry/migrate"
@@ -216,20 +216,33 @@ func moreParallel() {
 	}
 }
 
-// blockingGraph serves the emulator g, but once after messages have been
-// created it holds every further request until its client goes away: a
-// migration stuck half-way.
+// blockingGraph serves the emulator g, but once after messages of user
+// are complete there (stamped with their watermark: the last request of
+// any Put), it holds every further request until its client goes away:
+// a migration stuck half-way, with some messages copied whatever order
+// the Puts and the received-date probe took.
 type blockingGraph struct {
 	g       *exchangetest.Server
+	user    string
 	after   int
-	created atomic.Int32
 	blocked chan struct{} // closed when the first request is held
 	release chan struct{} // closed to let the requests held go
 	once    sync.Once
 }
 
+// complete counts the messages of the mailbox that carry a watermark.
+func (b *blockingGraph) complete() int {
+	n := 0
+	for _, m := range b.g.Messages(b.user) {
+		if _, ok := m.ExtendedProperties[exchange.WatermarkProperty]; ok {
+			n++
+		}
+	}
+	return n
+}
+
 func (b *blockingGraph) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if int(b.created.Load()) >= b.after {
+	if b.complete() >= b.after {
 		// Read the body, so that the server notices the client leaving.
 		io.Copy(io.Discard, r.Body)
 		b.once.Do(func() { close(b.blocked) })
@@ -241,9 +254,6 @@ func (b *blockingGraph) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b.g.ServeHTTP(w, r)
-	if r.Method == http.MethodPost && (strings.HasSuffix(r.URL.Path, "/messages") || strings.HasSuffix(r.URL.Path, "/importMime")) {
-		b.created.Add(1)
-	}
 }
 
 // TestSignals runs the command as a child process, as systemd or
@@ -282,7 +292,7 @@ func testSignal(t *testing.T, sig syscall.Signal, imapAddr string, fx *migratete
 	g := exchangetest.NewServer(nil)
 	defer g.Close()
 	g.AddMailbox("alice@contoso.com")
-	bg := &blockingGraph{g: g, after: 2, blocked: make(chan struct{}), release: make(chan struct{})}
+	bg := &blockingGraph{g: g, user: "alice@contoso.com", after: 2, blocked: make(chan struct{}), release: make(chan struct{})}
 	graph := httptest.NewServer(bg)
 	defer graph.Close()
 	defer close(bg.release)
@@ -292,13 +302,18 @@ func testSignal(t *testing.T, sig syscall.Signal, imapAddr string, fx *migratete
 	os.WriteFile(csvPath, []byte("EmailAddress,UserName,Password\nalice@contoso.com,alice,alice-imap-secret\n"), 0o600)
 	args := []string{"-csv", csvPath, "-imap", imapAddr, "-security", "plaintext", "-graph-url", graph.URL,
 		"-state", filepath.Join(dir, "state"), "-report", filepath.Join(dir, "report.json"), "-report-csv", filepath.Join(dir, "report.csv")}
-	c := startTool(t, args, "MAILFERRY_GRAPH_TOKEN=graph-token-value")
+	// -v: a line per message copied, so that the signal comes once the
+	// command has taken some copies as done, whatever their order.
+	c := startTool(t, append(args, "-v"), "MAILFERRY_GRAPH_TOKEN=graph-token-value")
 	select {
 	case <-bg.blocked:
 	case <-c.done:
 		t.Fatalf("the command ended before it was stopped: %v\n%s", c.err, c.output())
 	case <-time.After(60 * time.Second):
 		t.Fatalf("the migration never reached the Graph requests it should hang on\n%s", c.output())
+	}
+	if !c.stdout.waitFor(" copied\n", bg.after, c.done) {
+		t.Fatalf("the command ended before it reported %d messages copied\n%s", bg.after, c.output())
 	}
 	if err := c.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
