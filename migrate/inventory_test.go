@@ -242,6 +242,25 @@ func TestEngineRepairNeverAdoptsAnotherMessagesCopy(t *testing.T) {
 	})
 }
 
+// crashUnstamped runs job into sink, storing every item without a
+// watermark and crashing before each Commit: items stored, not stamped,
+// recorded as begun in st. It returns how many items were stored, and
+// leaves the sink stamping again.
+func crashUnstamped(t *testing.T, job migrate.Job, sink *migratetest.Sink, st migrate.State) int {
+	t.Helper()
+	sink.Unstamped = func(*migrate.Message) bool { return true }
+	crash := migrate.NewEngine(&migrate.Options{State: migratetest.KillCommit(st, func(migrate.SourceID) bool { return true })})
+	if rep := crash.Run(t.Context(), job); !rep.Lost() {
+		t.Fatalf("the crash did not show: %+v", rep.Totals())
+	}
+	sink.Unstamped = nil
+	stored := len(sink.Items())
+	if stored == 0 {
+		t.Fatal("the crashed run stored nothing")
+	}
+	return stored
+}
+
 // A repair that adopts an item found by Message-ID without a watermark
 // (a Put that stored it and stopped before stamping it) stamps it, so
 // that a later run whose State is lost finds it by its watermark and
@@ -256,18 +275,9 @@ func TestEngineStampsItemsItRepairs(t *testing.T) {
 			fx := migratetest.Sample()
 			n := fx.Count()
 			sink := migratetest.NewSink()
-			sink.Unstamped = func(*migrate.Message) bool { return true }
 			job := migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: sink}
 			st := migrate.NewMemoryState()
-			crash := migrate.NewEngine(&migrate.Options{State: migratetest.KillCommit(st, func(migrate.SourceID) bool { return true })})
-			if rep := crash.Run(t.Context(), job); !rep.Lost() {
-				t.Fatalf("the crash did not show: %+v", rep.Totals())
-			}
-			stored := len(sink.Items())
-			if stored == 0 {
-				t.Fatal("the crashed run stored nothing: nothing to repair")
-			}
-			sink.Unstamped = nil
+			stored := crashUnstamped(t, job, sink, st)
 			var refused []string
 			if tc.stampErr {
 				sink.StampErr = func(itemID string, id migrate.SourceID) error {
@@ -329,17 +339,8 @@ func TestEngineAdoptsUnstampedItemsWithoutState(t *testing.T) {
 		fx := migratetest.Sample()
 		n := fx.Count()
 		sink := migratetest.NewSink()
-		sink.Unstamped = func(*migrate.Message) bool { return true }
 		job := migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: sink}
-		crash := migrate.NewEngine(&migrate.Options{State: migratetest.KillCommit(migrate.NewMemoryState(), func(migrate.SourceID) bool { return true })})
-		if rep := crash.Run(t.Context(), job); !rep.Lost() {
-			t.Fatalf("the crash did not show: %+v", rep.Totals())
-		}
-		stored := len(sink.Items())
-		if stored == 0 {
-			t.Fatal("the crashed run stored nothing")
-		}
-		sink.Unstamped = nil
+		stored := crashUnstamped(t, job, sink, migrate.NewMemoryState())
 
 		rep := migrate.NewEngine(nil).Run(t.Context(), job) // the State is lost
 		if tot := rep.Totals(); rep.Lost() || tot.FoundOnTarget != stored || tot.Copied != n-stored {
@@ -384,12 +385,8 @@ func TestEngineAdoptsUnstampedItemsWithoutState(t *testing.T) {
 		fx := migratetest.Sample()
 		n := fx.Count()
 		sink := migratetest.NewSink()
-		sink.Unstamped = func(*migrate.Message) bool { return true }
 		job := migrate.Job{Mailbox: "a", Source: migratetest.NewSource(fx), Sink: sink}
-		crash := migrate.NewEngine(&migrate.Options{State: migratetest.KillCommit(migrate.NewMemoryState(), func(migrate.SourceID) bool { return true })})
-		crash.Run(t.Context(), job)
-		stored := len(sink.Items())
-		sink.Unstamped = nil
+		stored := crashUnstamped(t, job, sink, migrate.NewMemoryState())
 		sink.StampErr = func(string, migrate.SourceID) error { return migrate.ItemError(errors.New("stamp refused")) }
 		st := migrate.NewMemoryState() // the State is lost
 		rep := migrate.NewEngine(&migrate.Options{State: st}).Run(t.Context(), job)

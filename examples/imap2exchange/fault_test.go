@@ -735,6 +735,27 @@ func TestFaultsKillDuringProbe(t *testing.T) {
 	tg.checkExactlyOnce(t)
 }
 
+// killBeforeFirstPatch runs the command on a new batch of one mailbox
+// with -received-dates import, so that every message is imported and
+// then PATCHed with its watermark, and kills it before its first PATCH
+// reaches the emulator. It returns the batch, its target, the command
+// line, and how many items the killed run left.
+func killBeforeFirstPatch(t *testing.T) (*faultBatch, *faultTarget, []string, int) {
+	t.Helper()
+	b := newFaultBatch(t, 1, 4)
+	tg := b.newTarget(t, nil)
+	args := append(tg.args(), "-received-dates", "import")
+	c := startTool(t, args)
+	tg.front.arm(killPoint("patch"), 1, false, c.kill)
+	c.wait(t)
+	if !tg.front.disarm() {
+		t.Fatalf("the run ended before its first PATCH\n%s", c.output())
+	}
+	all, complete := tg.items()
+	t.Logf("killed: %d items, %d with a watermark", all, complete)
+	return b, tg, args, all
+}
+
 // TestFaultsKillBeforeWatermark kills the command between an importMime
 // and the PATCH that gives the imported item its flags and its watermark
 // (with -received-dates import every message takes that path; by default
@@ -747,17 +768,7 @@ func TestFaultsKillDuringProbe(t *testing.T) {
 // copy nothing again.
 func TestFaultsKillBeforeWatermark(t *testing.T) {
 	t.Parallel()
-	b := newFaultBatch(t, 1, 4)
-	tg := b.newTarget(t, nil)
-	args := append(tg.args(), "-received-dates", "import")
-	c := startTool(t, args)
-	tg.front.arm(killPoint("patch"), 1, false, c.kill)
-	c.wait(t)
-	if !tg.front.disarm() {
-		t.Fatalf("the run ended before its first PATCH\n%s", c.output())
-	}
-	all, complete := tg.items()
-	t.Logf("killed: %d items, %d with a watermark", all, complete)
+	b, tg, args, _ := killBeforeFirstPatch(t)
 	code, c := runTool(t, args)
 	if code != 0 {
 		t.Errorf("rerun: exit %d\n%s", code, c.output())
@@ -791,17 +802,7 @@ func TestFaultsKillBeforeWatermark(t *testing.T) {
 // and copies nothing twice.
 func TestFaultsKillBeforeWatermarkThenStateLost(t *testing.T) {
 	t.Parallel()
-	b := newFaultBatch(t, 1, 4)
-	tg := b.newTarget(t, nil)
-	args := append(tg.args(), "-received-dates", "import")
-	c := startTool(t, args)
-	tg.front.arm(killPoint("patch"), 1, false, c.kill)
-	c.wait(t)
-	if !tg.front.disarm() {
-		t.Fatalf("the run ended before its first PATCH\n%s", c.output())
-	}
-	all, complete := tg.items()
-	t.Logf("killed: %d items, %d with a watermark", all, complete)
+	_, tg, args, all := killBeforeFirstPatch(t)
 	if err := os.Remove(tg.statePath()); err != nil {
 		t.Fatal(err)
 	}
