@@ -802,7 +802,7 @@ func TestFaultsKillBeforeWatermark(t *testing.T) {
 // and copies nothing twice.
 func TestFaultsKillBeforeWatermarkThenStateLost(t *testing.T) {
 	t.Parallel()
-	_, tg, args, all := killBeforeFirstPatch(t)
+	b, tg, args, all := killBeforeFirstPatch(t)
 	if err := os.Remove(tg.statePath()); err != nil {
 		t.Fatal(err)
 	}
@@ -812,8 +812,11 @@ func TestFaultsKillBeforeWatermarkThenStateLost(t *testing.T) {
 	}
 	tot := checkComplete(t, tg.report(t))
 	t.Logf("run without state: %d copied, %d found on target", tot.Copied, tot.FoundOnTarget)
-	if tot.FoundOnTarget != all {
-		t.Errorf("run without state: %d found on target, want the %d items the killed run left", tot.FoundOnTarget, all)
+	// A request the killed run had sent may still have been carried out
+	// after the count: at least what was counted is found.
+	if tot.FoundOnTarget < all || tot.Copied+tot.FoundOnTarget != b.total() {
+		t.Errorf("run without state: %d found on target, %d copied; want at least the %d items the killed run left found, and %d in all",
+			tot.FoundOnTarget, tot.Copied, all, b.total())
 	}
 	tg.checkExactlyOnce(t)
 	if n := tg.checkStamped(t, t.Errorf); n > 0 {
