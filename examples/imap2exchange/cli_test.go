@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -631,14 +630,13 @@ func TestCA(t *testing.T) {
 	}
 }
 
-// certTokenService is a Microsoft Entra token endpoint for the client
-// credentials grant with a certificate, as an AD FS authority
-// (azidentity's tenant "adfs", which skips instance discovery): it gives
-// a bearer token for a client assertion (a JWT, RS256, x5t the SHA-1
-// thumbprint of the certificate, RFC 7523) signed with the key of the
-// one certificate registered for the app, and refuses anything else.
+// certTokenService is an Entra token endpoint (adfs) for the client
+// credentials grant with a certificate: it gives a bearer token for a
+// client assertion (a JWT, RS256, x5t the SHA-1 thumbprint of the
+// certificate, RFC 7523) signed with the key of the one certificate
+// registered for the app, and refuses anything else.
 type certTokenService struct {
-	srv      *httptest.Server
+	*adfs
 	clientID string
 	cert     *x509.Certificate
 	bearer   string
@@ -650,33 +648,17 @@ type certTokenService struct {
 
 func newCertTokenService(t *testing.T, clientID string, cert *x509.Certificate, bearer string) *certTokenService {
 	ts := &certTokenService{clientID: clientID, cert: cert, bearer: bearer}
-	ts.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		base := "https://" + r.Host + "/adfs"
-		w.Header().Set("Content-Type", "application/json")
-		switch r.URL.Path {
-		case "/adfs/.well-known/openid-configuration":
-			json.NewEncoder(w).Encode(map[string]string{
-				"authorization_endpoint": base + "/oauth2/authorize", "token_endpoint": base + "/oauth2/token", "issuer": base,
-			})
-		case "/adfs/oauth2/token":
-			r.ParseForm()
-			err := ts.check(r, base+"/oauth2/token")
-			ts.mu.Lock()
-			defer ts.mu.Unlock()
-			if err != nil {
-				ts.refused = append(ts.refused, err.Error())
-				w.WriteHeader(http.StatusUnauthorized)
-				json.NewEncoder(w).Encode(map[string]any{"error": "invalid_client",
-					"error_description": "AADSTS700027: " + err.Error(), "error_codes": []int{700027}})
-				return
-			}
-			ts.ok++
-			json.NewEncoder(w).Encode(map[string]any{"access_token": ts.bearer, "token_type": "Bearer", "expires_in": 3600})
-		default:
-			http.NotFound(w, r)
+	ts.adfs = startADFS(t, func(r *http.Request, tokenURL string) (string, *adfsRefusal) {
+		err := ts.check(r, tokenURL)
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		if err != nil {
+			ts.refused = append(ts.refused, err.Error())
+			return "", &adfsRefusal{700027, "AADSTS700027: " + err.Error()}
 		}
-	}))
-	t.Cleanup(ts.srv.Close)
+		ts.ok++
+		return ts.bearer, nil
+	})
 	return ts
 }
 
@@ -759,9 +741,7 @@ func TestClientCert(t *testing.T) {
 	keyOnly := certPEM[bytes.Index(certPEM, []byte("-----BEGIN PRIVATE KEY")):]
 	dir := t.TempDir()
 	ts := newCertTokenService(t, clientID, cert, bearer)
-	caFile := writeFile(t, dir, "token-service.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.srv.Certificate().Raw}))
-	env := []string{"MAILFERRY_GRAPH_TOKEN=", "MAILFERRY_CLIENT_SECRET=a-wrong-client-secret",
-		"AZURE_AUTHORITY_HOST=" + ts.srv.URL, "SSL_CERT_FILE=" + caFile}
+	env := append([]string{"MAILFERRY_GRAPH_TOKEN=", "MAILFERRY_CLIENT_SECRET=a-wrong-client-secret"}, ts.env(t)...)
 	args := func(tg *faultTarget, certFile string) []string {
 		return append(tg.args(), "-tenant", "adfs", "-client-id", clientID, "-client-cert", certFile)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,13 +39,11 @@ const (
 	appID             = "00000000-0000-0000-0000-0000c0ffee00"
 )
 
-// tokenService is a Microsoft Entra token endpoint for the client
-// credentials grant, as an AD FS authority (azidentity's tenant "adfs",
-// which skips instance discovery): the OpenID configuration, and a token
-// endpoint that gives secretBearer for secretClient and refuses any other
-// secret (invalid_client, as Entra answers).
+// tokenService is an Entra token endpoint (adfs) that gives secretBearer
+// for secretClient and refuses any other secret (invalid_client, as Entra
+// answers).
 type tokenService struct {
-	srv *httptest.Server
+	*adfs
 	mu  sync.Mutex
 	ok  int // tokens given
 	bad int // secrets refused
@@ -54,33 +51,17 @@ type tokenService struct {
 
 func newTokenService(t *testing.T) *tokenService {
 	ts := &tokenService{}
-	ts.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		base := "https://" + r.Host + "/adfs"
-		w.Header().Set("Content-Type", "application/json")
-		switch r.URL.Path {
-		case "/adfs/.well-known/openid-configuration":
-			json.NewEncoder(w).Encode(map[string]string{
-				"authorization_endpoint": base + "/oauth2/authorize", "token_endpoint": base + "/oauth2/token", "issuer": base,
-			})
-		case "/adfs/oauth2/token":
-			r.ParseForm()
-			ts.mu.Lock()
-			defer ts.mu.Unlock()
-			if r.PostForm.Get("grant_type") != "client_credentials" || r.PostForm.Get("client_id") != appID ||
-				r.PostForm.Get("client_secret") != secretClient {
-				ts.bad++
-				w.WriteHeader(http.StatusUnauthorized)
-				json.NewEncoder(w).Encode(map[string]any{"error": "invalid_client",
-					"error_description": "AADSTS7000215: Invalid client secret provided.", "error_codes": []int{7000215}})
-				return
-			}
-			ts.ok++
-			json.NewEncoder(w).Encode(map[string]any{"access_token": secretBearer, "token_type": "Bearer", "expires_in": 3600})
-		default:
-			http.NotFound(w, r)
+	ts.adfs = startADFS(t, func(r *http.Request, _ string) (string, *adfsRefusal) {
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		if r.PostForm.Get("grant_type") != "client_credentials" || r.PostForm.Get("client_id") != appID ||
+			r.PostForm.Get("client_secret") != secretClient {
+			ts.bad++
+			return "", &adfsRefusal{7000215, "AADSTS7000215: Invalid client secret provided."}
 		}
-	}))
-	t.Cleanup(ts.srv.Close)
+		ts.ok++
+		return secretBearer, nil
+	})
 	return ts
 }
 
@@ -89,17 +70,6 @@ func (ts *tokenService) counts() (ok, bad int) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	return ts.ok, ts.bad
-}
-
-// caFile writes the service's certificate as a PEM file, for the child's
-// SSL_CERT_FILE.
-func (ts *tokenService) caFile(t *testing.T) string {
-	path := filepath.Join(t.TempDir(), "ca.pem")
-	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.srv.Certificate().Raw})
-	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // uploadTokens serves the emulator and keeps the authtoken of every
@@ -270,7 +240,7 @@ func testSecretsCommand(t *testing.T) {
 		"-tenant", "adfs", "-client-id", appID,
 		"-state", filepath.Join(dir, "state"), "-report", filepath.Join(dir, "report.json"), "-report-csv", filepath.Join(dir, "report.csv")}
 	// runTool sets MAILFERRY_GRAPH_TOKEN; empty, it is not used.
-	env := []string{"MAILFERRY_GRAPH_TOKEN=", "AZURE_AUTHORITY_HOST=" + ts.srv.URL, "SSL_CERT_FILE=" + ts.caFile(t)}
+	env := append([]string{"MAILFERRY_GRAPH_TOKEN="}, ts.env(t)...)
 	captured := map[string][]byte{}
 	start := time.Now()
 	capture := func(run string, c *child) {
