@@ -1,7 +1,6 @@
 package mailferry_test
 
 import (
-	"bytes"
 	"flag"
 	"fmt"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 	"github.com/mailferry/mailferry/imapsrc"
 	"github.com/mailferry/mailferry/imapsrc/imapsrctest"
 	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/internal/targetcheck"
 	"github.com/mailferry/mailferry/migrate"
 	"github.com/mailferry/mailferry/migrate/boltstate"
 	"github.com/mailferry/mailferry/migrate/migratetest"
@@ -65,56 +65,12 @@ func checkExactlyOnce(t *testing.T, graph *exchangetest.Server, user string, fx 
 	for _, d := range graph.CheckFixture(user, fx) {
 		t.Errorf("%s: %s", user, d)
 	}
-	seen := map[string]string{}
 	for _, m := range graph.Messages(user) {
-		wm, ok := m.ExtendedProperties[exchange.WatermarkProperty]
-		if !ok {
+		if _, ok := m.ExtendedProperties[exchange.WatermarkProperty]; !ok {
 			t.Errorf("%s: item %s (%q) has no watermark: a partial copy", user, m.ID, m.Subject)
-			continue
-		}
-		if other, dup := seen[wm]; dup {
-			t.Errorf("%s: items %s and %s both carry the watermark %s", user, other, m.ID, wm)
-		}
-		seen[wm] = m.ID
-		payload, large := payloads[m.InternetMessageID]
-		if !large {
-			continue
-		}
-		n := 0
-		for _, a := range m.Attachments {
-			if strings.HasPrefix(a.Name, "big-") {
-				n++
-				if !bytes.Equal(a.Content, payload) {
-					t.Errorf("%s: %s: attachment %s holds %d bytes, not the %d sent", user, m.InternetMessageID, a.Name, len(a.Content), len(payload))
-				}
-			}
-		}
-		if n != 1 {
-			t.Errorf("%s: %s has %d copies of its large attachment, want 1", user, m.InternetMessageID, n)
 		}
 	}
-}
-
-// checkReport fails t unless every mailbox of rep completed with nothing
-// failed.
-func checkReport(t *testing.T, rep *migrate.Report) {
-	t.Helper()
-	for _, mb := range rep.Mailboxes {
-		if mb.Status != migrate.StatusCompleted {
-			t.Errorf("%s: %s: %s", mb.Mailbox, mb.Status, mb.Error)
-		}
-		for _, f := range mb.Folders {
-			if f.Error != "" {
-				t.Errorf("%s: folder %s: %s", mb.Mailbox, f.Source, f.Error)
-			}
-		}
-		for _, p := range mb.Problems {
-			t.Errorf("%s: %s UID %d: %s: %s", mb.Mailbox, p.Folder, p.UID, p.Action, p.Reason)
-		}
-		if tot := mb.Totals(); tot.Failed != 0 || tot.Degraded != 0 {
-			t.Errorf("%s: %d failed, %d degraded", mb.Mailbox, tot.Failed, tot.Degraded)
-		}
-	}
+	targetcheck.Copies(t, graph, user, payloads)
 }
 
 // faultWorld is a batch of mailboxes on one Dovecot, each seeded with the
@@ -314,7 +270,7 @@ func TestFaultsDovecotRestart(t *testing.T) {
 			}
 			copied := rep.Totals().Copied
 			t.Logf("%d restarts, %d reconnects, %d of %d messages copied", tc.restarts, reconnects, copied, total)
-			checkReport(t, rep) // one run, completed: no folder failed
+			targetcheck.Complete(t, rep) // one run, completed: no folder failed
 			if copied != total {
 				t.Errorf("copied %d, want %d", copied, total)
 			}
@@ -422,7 +378,7 @@ func TestFaultsThrottleStorms(t *testing.T) {
 			}})
 			start := time.Now()
 			rep := eng.Run(t.Context(), w.jobs(t)...)
-			checkReport(t, rep)
+			targetcheck.Complete(t, rep)
 			if next != len(tc.storms) {
 				t.Errorf("%d storms of %d injected", next, len(tc.storms))
 			}
@@ -475,7 +431,7 @@ func TestFaultsUploadReset(t *testing.T) {
 			w := newFaultWorld(t, 1, fx, payloads, nil, nil)
 			w.graph.FailNextUpload(tc.fault)
 			rep := migrate.NewEngine(&migrate.Options{State: w.state}).Run(t.Context(), w.jobs(t)...)
-			checkReport(t, rep)
+			targetcheck.Complete(t, rep)
 			if got := w.graph.Stats().ByRoute["PUT /api/v2.0/Users('{user}')/Messages('{id}')/AttachmentSessions('{id}')"]; got < tc.puts {
 				t.Errorf("%d PUTs to the upload session, want at least %d", got, tc.puts)
 			}

@@ -29,6 +29,7 @@ import (
 	"github.com/mailferry/mailferry/exchange/exchangetest"
 	"github.com/mailferry/mailferry/imapsrc/imapsrctest"
 	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/internal/targetcheck"
 	"github.com/mailferry/mailferry/migrate"
 	"github.com/mailferry/mailferry/migrate/migratetest"
 )
@@ -189,7 +190,7 @@ func TestExitCodes(t *testing.T) {
 		if code != 0 {
 			t.Errorf("exit %d, want 0\n%s", code, c.output())
 		}
-		checkComplete(t, tg.report(t))
+		targetcheck.Complete(t, tg.report(t))
 		tg.checkExactlyOnce(t)
 	})
 
@@ -388,7 +389,7 @@ func TestDateRange(t *testing.T) {
 			if code != 0 {
 				t.Errorf("%s: exit %d, want 0\n%s", what, code, c.output())
 			}
-			tot := checkComplete(t, tg.report(t))
+			tot := targetcheck.Complete(t, tg.report(t))
 			if tot.Copied != run.copied || tot.AlreadyCopied != run.already || tot.Filtered != run.filtred {
 				t.Errorf("%s: %d copied, %d already copied, %d filtered; want %d, %d, %d\n%s", what,
 					tot.Copied, tot.AlreadyCopied, tot.Filtered, run.copied, run.already, run.filtred, c.output())
@@ -408,7 +409,7 @@ func TestDateRange(t *testing.T) {
 		if code != 0 {
 			t.Errorf("exit %d, want 0\n%s", code, c.output())
 		}
-		if tot := checkComplete(t, tg.report(t)); tot.Copied != 2 || tot.Filtered != 5 {
+		if tot := targetcheck.Complete(t, tg.report(t)); tot.Copied != 2 || tot.Filtered != 5 {
 			t.Errorf("%d copied, %d filtered; want 2 and 5", tot.Copied, tot.Filtered)
 		}
 		checkNames(t, tg.g, user, "-before 2024-02-01", "old", "eve")
@@ -465,7 +466,7 @@ func TestReceivedDates(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d\n%s", code, c.output())
 			}
-			checkComplete(t, tg.report(t))
+			targetcheck.Complete(t, tg.report(t))
 			tg.checkExactlyOnce(t)
 			msgs := tg.g.Messages("u1@contoso.com")
 			if len(msgs) != fx.Count() {
@@ -610,7 +611,7 @@ func TestCA(t *testing.T) {
 			if code != 0 {
 				t.Errorf("exit %d, want 0\n%s", code, c.output())
 			}
-			checkComplete(t, tg.report(t))
+			targetcheck.Complete(t, tg.report(t))
 			tg.checkExactlyOnce(t)
 		})
 	}
@@ -757,7 +758,7 @@ func TestClientCert(t *testing.T) {
 		if ok == 0 || len(refused) != 0 {
 			t.Errorf("token service: %d tokens given, refused: %q", ok, refused)
 		}
-		checkComplete(t, tg.report(t))
+		targetcheck.Complete(t, tg.report(t))
 		tg.checkExactlyOnce(t)
 		if strings.Contains(c.output(), bearer) {
 			t.Errorf("the output shows the bearer token\n%s", c.output())

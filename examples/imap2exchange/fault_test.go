@@ -25,6 +25,7 @@ import (
 	"github.com/mailferry/mailferry/exchange/exchangetest"
 	"github.com/mailferry/mailferry/imapsrc/imapsrctest"
 	"github.com/mailferry/mailferry/internal/dovecottest"
+	"github.com/mailferry/mailferry/internal/targetcheck"
 	"github.com/mailferry/mailferry/migrate"
 	"github.com/mailferry/mailferry/migrate/migratetest"
 )
@@ -199,20 +200,10 @@ func (tg *faultTarget) items() (all, complete int) {
 // checkNoDuplicates fails t if any source message has two complete
 // copies (two items with its watermark) in a target mailbox: something a
 // later run could not undo.
-func (tg *faultTarget) checkNoDuplicates(t *testing.T, when string) {
+func (tg *faultTarget) checkNoDuplicates(t *testing.T) {
 	t.Helper()
 	for _, u := range tg.b.users {
-		seen := map[string]bool{}
-		for _, m := range tg.g.Messages(u + "@contoso.com") {
-			wm, ok := m.ExtendedProperties[exchange.WatermarkProperty]
-			if !ok {
-				continue
-			}
-			if seen[wm] {
-				t.Errorf("%s: %s: two items carry the watermark %s", when, u, wm)
-			}
-			seen[wm] = true
-		}
+		targetcheck.UniqueWatermarks(t, tg.g, u+"@contoso.com")
 	}
 }
 
@@ -237,31 +228,7 @@ func (tg *faultTarget) checkExactlyOnce(t *testing.T) {
 				t.Errorf("%s: the received-date probe's scratch folder %s is left (%d items)", user, f.DisplayName, f.TotalItemCount)
 			}
 		}
-		seen := map[string]string{}
-		for _, m := range tg.g.Messages(user) {
-			if wm, ok := m.ExtendedProperties[exchange.WatermarkProperty]; ok {
-				if other, dup := seen[wm]; dup {
-					t.Errorf("%s: items %s and %s both carry the watermark %s", user, other, m.ID, wm)
-				}
-				seen[wm] = m.ID
-			}
-			payload, large := tg.b.payloads[m.InternetMessageID]
-			if !large {
-				continue
-			}
-			n := 0
-			for _, a := range m.Attachments {
-				if strings.HasPrefix(a.Name, "big-") {
-					n++
-					if !bytes.Equal(a.Content, payload) {
-						t.Errorf("%s: %s: attachment %s holds %d bytes, not the %d sent", user, m.InternetMessageID, a.Name, len(a.Content), len(payload))
-					}
-				}
-			}
-			if n != 1 {
-				t.Errorf("%s: %s has %d copies of its large attachment, want 1", user, m.InternetMessageID, n)
-			}
-		}
+		targetcheck.Copies(t, tg.g, user, tg.b.payloads)
 	}
 }
 
@@ -279,30 +246,6 @@ func (tg *faultTarget) checkStamped(t *testing.T, report func(string, ...any)) i
 		}
 	}
 	return n
-}
-
-// checkComplete fails t unless the report says every mailbox completed
-// with nothing failed, and returns its totals.
-func checkComplete(t *testing.T, rep *migrate.Report) migrate.FolderReport {
-	t.Helper()
-	for _, mb := range rep.Mailboxes {
-		if mb.Status != migrate.StatusCompleted {
-			t.Errorf("%s: %s: %s", mb.Mailbox, mb.Status, mb.Error)
-		}
-		for _, f := range mb.Folders {
-			if f.Error != "" {
-				t.Errorf("%s: folder %s: %s", mb.Mailbox, f.Source, f.Error)
-			}
-		}
-		for _, p := range mb.Problems {
-			t.Errorf("%s: %s UID %d: %s: %s", mb.Mailbox, p.Folder, p.UID, p.Action, p.Reason)
-		}
-	}
-	tot := rep.Totals()
-	if tot.Failed != 0 || tot.Degraded != 0 {
-		t.Errorf("report: %d failed, %d degraded", tot.Failed, tot.Degraded)
-	}
-	return tot
 }
 
 // child is the command running as a child process (TestMain).
@@ -685,7 +628,7 @@ func TestFaultsKill(t *testing.T) {
 			t.Errorf("round %d: exit %d\n%s", round+1, code, c.output())
 		}
 		t.Logf("round %d: kill %s: %s; the targets hold %d items, %d complete, of %d", round+1, how, outcome, all, complete, b.total())
-		tg.checkNoDuplicates(t, fmt.Sprintf("round %d", round+1))
+		tg.checkNoDuplicates(t) // the round is logged above; t.Fatalf below names it
 		if t.Failed() {
 			t.Fatalf("after round %d:\n%s", round+1, c.output())
 		}
@@ -698,13 +641,13 @@ func TestFaultsKill(t *testing.T) {
 	if code != 0 {
 		t.Errorf("the last run: exit %d\n%s", code, c.output())
 	}
-	tot := checkComplete(t, tg.report(t))
+	tot := targetcheck.Complete(t, tg.report(t))
 	tg.checkExactlyOnce(t)
 	t.Logf("the last run: %+v", tot)
 
 	// One more run copies nothing.
 	code, c = runTool(t, tg.args())
-	tot = checkComplete(t, tg.report(t))
+	tot = targetcheck.Complete(t, tg.report(t))
 	if code != 0 || tot.Copied != 0 || tot.AlreadyCopied != b.total() {
 		t.Errorf("a run after the end: exit %d, %d copied, %d already copied of %d\n%s", code, tot.Copied, tot.AlreadyCopied, b.total(), c.output())
 	}
@@ -731,7 +674,7 @@ func TestFaultsKillDuringProbe(t *testing.T) {
 	if code, c := runTool(t, tg.args()); code != 0 {
 		t.Errorf("rerun: exit %d\n%s", code, c.output())
 	}
-	checkComplete(t, tg.report(t))
+	targetcheck.Complete(t, tg.report(t))
 	tg.checkExactlyOnce(t)
 }
 
@@ -773,7 +716,7 @@ func TestFaultsKillBeforeWatermark(t *testing.T) {
 	if code != 0 {
 		t.Errorf("rerun: exit %d\n%s", code, c.output())
 	}
-	tot := checkComplete(t, tg.report(t))
+	tot := targetcheck.Complete(t, tg.report(t))
 	t.Logf("rerun: %d copied, %d repaired", tot.Copied, tot.Repaired)
 	tg.checkExactlyOnce(t)
 	if n := tg.checkStamped(t, t.Errorf); n > 0 {
@@ -787,7 +730,7 @@ func TestFaultsKillBeforeWatermark(t *testing.T) {
 	if code != 0 {
 		t.Errorf("run without state: exit %d\n%s", code, c.output())
 	}
-	tot = checkComplete(t, tg.report(t))
+	tot = targetcheck.Complete(t, tg.report(t))
 	if tot.Copied != 0 || tot.FoundOnTarget != b.total() {
 		t.Errorf("run without state: %d copied, %d found on target, want 0 and %d", tot.Copied, tot.FoundOnTarget, b.total())
 	}
@@ -810,7 +753,7 @@ func TestFaultsKillBeforeWatermarkThenStateLost(t *testing.T) {
 	if code != 0 {
 		t.Errorf("run without state: exit %d\n%s", code, c.output())
 	}
-	tot := checkComplete(t, tg.report(t))
+	tot := targetcheck.Complete(t, tg.report(t))
 	t.Logf("run without state: %d copied, %d found on target", tot.Copied, tot.FoundOnTarget)
 	// A request the killed run had sent may still have been carried out
 	// after the count: at least what was counted is found.
@@ -847,7 +790,7 @@ func TestFaultsStateDeleted(t *testing.T) {
 		if code != 0 {
 			t.Errorf("run without state: exit %d\n%s", code, c.output())
 		}
-		tot := checkComplete(t, tg.report(t))
+		tot := targetcheck.Complete(t, tg.report(t))
 		if tot.Copied != 0 || tot.FoundOnTarget != b.total() {
 			t.Errorf("run without state: %d copied, %d found on target, want 0 and %d", tot.Copied, tot.FoundOnTarget, b.total())
 		}
@@ -872,7 +815,7 @@ func TestFaultsStateDeleted(t *testing.T) {
 		if code != 0 {
 			t.Errorf("run without state: exit %d\n%s", code, c.output())
 		}
-		tot := checkComplete(t, tg.report(t))
+		tot := targetcheck.Complete(t, tg.report(t))
 		if tot.FoundOnTarget == 0 {
 			t.Errorf("run without state: nothing found on target")
 		}
@@ -971,7 +914,7 @@ func TestFaultsStateDamaged(t *testing.T) {
 			default:
 				t.Fatalf("run on the damaged state: exit %d, neither complete nor refused as damaged\n%s", code, c.output())
 			}
-			tot := checkComplete(t, tg.report(t))
+			tot := targetcheck.Complete(t, tg.report(t))
 			t.Logf("%d copied, %d already copied, %d repaired, %d found on target", tot.Copied, tot.AlreadyCopied, tot.Repaired, tot.FoundOnTarget)
 			tg.checkExactlyOnce(t)
 		})
@@ -1009,7 +952,7 @@ func TestFaultsDiskFull(t *testing.T) {
 	if code != 0 {
 		t.Errorf("rerun: exit %d\n%s", code, c.output())
 	}
-	checkComplete(t, tg.report(t))
+	targetcheck.Complete(t, tg.report(t))
 	tg.checkExactlyOnce(t)
 }
 
@@ -1061,6 +1004,6 @@ func TestFaultsTwoProcesses(t *testing.T) {
 	if code := first.wait(t); code != 0 {
 		t.Errorf("first process: exit %d\n%s", code, first.output())
 	}
-	checkComplete(t, tg.report(t))
+	targetcheck.Complete(t, tg.report(t))
 	tg.checkExactlyOnce(t)
 }

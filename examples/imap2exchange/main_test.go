@@ -22,6 +22,7 @@ import (
 	"github.com/mailferry/mailferry/exchange"
 	"github.com/mailferry/mailferry/exchange/exchangetest"
 	"github.com/mailferry/mailferry/imapsrc/imapsrctest"
+	"github.com/mailferry/mailferry/internal/targetcheck"
 	"github.com/mailferry/mailferry/migrate"
 	"github.com/mailferry/mailferry/migrate/migratetest"
 )
@@ -371,7 +372,7 @@ func testSignal(t *testing.T, sig syscall.Signal, imapAddr string, fx *migratete
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	tot := checkComplete(t, &rep)
+	tot := targetcheck.Complete(t, &rep)
 	if tot.AlreadyCopied != before || tot.Copied+tot.Repaired != fx.Count()-before {
 		t.Errorf("rerun: %d already copied, %d copied, %d repaired; want %d already copied and %d copied or repaired",
 			tot.AlreadyCopied, tot.Copied, tot.Repaired, before, fx.Count()-before)
